@@ -1,0 +1,51 @@
+# scitaste: the open scholarly record -> corpora for scientific judgment -> trained and evaluated models.
+# Architecture and conventions: README.md. Every rule calls a workflow_scripts module; all logic lives there.
+
+from snakemake.utils import min_version
+
+min_version("9.20")
+
+
+# The embedded offline demo is the default; `--configfile config.production.yaml` replaces it rather than being
+# merged over it, so no demo setting leaks into a production run.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/arxiv.smk"
+include: "rules/citations.smk"
+include: "rules/scijudge.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        PAPERS,
+        CITATIONS,
+        PAIRS.values(),
+        PAIRS_AUDIT,
+
+
+# Named targets, one per artifact: `snakemake papers`, `snakemake pairs`, ...
+rule papers:
+    input:
+        PAPERS,
+
+
+rule citations:
+    input:
+        CITATIONS,
+
+
+rule pairs:
+    input:
+        PAIRS.values(),
+        PAIRS_CARD,
+
+
+rule audit:
+    input:
+        PAIRS_AUDIT,

@@ -1,0 +1,245 @@
+"""Build the SciJudge citation preference pairs: train / in-domain test / temporal-OOD test, with prompts.
+
+Reads papers.parquet and citations.parquet, applies the pair rules of :mod:`pair_rules` with the thresholds from
+config, places the more-cited paper in position A or B by a seeded coin, renders the SciJudge prompt, and writes one
+parquet per split (readable by ``datasets``), a stats JSON and a dataset card. Splits never share a paper.
+
+    python -m workflow_scripts.datasets.scijudge_pairs --papers papers.parquet --citations citations.parquet \
+        --config-json '{"today": ..., "pairs": {...}}' --seed 1234 --train train.parquet ...
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from workflow_scripts.common.cli import json_arg, parser, setup_logging
+from workflow_scripts.common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
+from workflow_scripts.datasets.pair_rules import OodRule, Thresholds, ood_pairs, split_half_pairs
+from workflow_scripts.sources.records import normalize_title_expr
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test_id", "test_ood")
+FIELDS = ("CS", "Math", "Physics", "Others")
+PAPER_ATTRS = {  # output suffix -> papers column
+    "arxiv_id": "arxiv_id",
+    "title": "title",
+    "abstract": "abstract",
+    "date": "published",
+    "category": "field",
+    "subcategory": "subcategory",
+    "citations": "citations",
+}
+WINDOWS = {"week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+
+
+@dataclass
+class PairConfig:
+    """The ``scijudge`` config block (validated and defaulted by the schema before it gets here)."""
+
+    today: str
+    system_prompt: str
+    user_template: str
+    pairs: dict
+
+    @classmethod
+    def from_block(cls, block: dict) -> "PairConfig":
+        missing = [k for k in ("today", "system_prompt", "user_template", "pairs") if k not in block]
+        if missing:
+            raise KeyError(f"scijudge config block lacks key(s) {missing}")
+        return cls(**{k: block[k] for k in ("today", "system_prompt", "user_template", "pairs")})
+
+
+def load_papers(papers_path: str, citations_path: str, window: str) -> tuple[pl.DataFrame, dict]:
+    papers = pl.scan_parquet(papers_path).select("arxiv_id", "title", "abstract", "primary_category", "field", "published")
+    cites = pl.scan_parquet(citations_path).select("arxiv_id", pl.col("citation_count").cast(pl.Int64).alias("citations"))
+    joined = (
+        papers.join(cites, on="arxiv_id", how="left")
+        .rename({"primary_category": "subcategory"})
+        .with_columns(
+            pl.col("published").dt.truncate(WINDOWS[window]).alias("window"),
+            pl.col("published").dt.year().alias("year"),
+        )
+        .collect()
+    )
+    no_count = joined.filter(pl.col("citations").is_null())
+    counts = {"papers": joined.height, "papers_without_citation_count": no_count.height}
+    if no_count.height:
+        log.warning("%d of %d papers have no citation count and cannot be paired", no_count.height, joined.height)
+    return joined.filter(pl.col("citations").is_not_null()), counts
+
+
+def select_pairs(papers: pl.DataFrame, cfg: dict) -> tuple[dict[str, pl.DataFrame], dict]:
+    """Pairs (hi_id, lo_id, ...) per split, and the counts that explain what was excluded."""
+    cutoff = cfg["cutoff_year"]
+    per_paper = cfg["max_pairs_per_paper"]
+    group = ["subcategory", "window"]
+    early = papers.filter(pl.col("year") <= cutoff)
+    late = papers.filter(pl.col("year") > cutoff)
+
+    train = split_half_pairs(early, group, Thresholds(cfg["min_diff"], cfg["min_rel_diff"]), per_paper)
+
+    # the same paper can exist under two ids (re-submissions): a later paper whose title matches an earlier
+    # paper's is kept out of the tests, or the test would ask about a paper the model was trained on
+    early_titles = early.select(normalize_title_expr().alias("t")).unique()
+    late_keyed = late.with_columns(normalize_title_expr().alias("t"))
+    overlap = late_keyed.join(early_titles, on="t", how="semi")
+    late_ok = late_keyed.join(overlap.select("arxiv_id"), on="arxiv_id", how="anti").drop("t")
+
+    tid = cfg["test_id"]
+    test_id = split_half_pairs(late_ok, group, Thresholds(tid["min_diff"], tid["min_rel_diff"]), per_paper)
+
+    used = pl.concat([test_id.select(pl.col("hi_id").alias("arxiv_id")), test_id.select(pl.col("lo_id").alias("arxiv_id"))])
+    eligible = late_ok.join(used, on="arxiv_id", how="anti")
+    ood = cfg["test_ood"]
+    rule = OodRule(**{k: (tuple(v) if k == "ds_quantiles" else v) for k, v in ood.items() if k != "max_pairs"})
+    test_ood = ood_pairs(late, eligible, rule)
+
+    caps = {"train": cfg.get("max_train_pairs"), "test_id": tid.get("max_pairs"), "test_ood": ood.get("max_pairs")}
+    out = {}
+    for i, (name, pairs) in enumerate({"train": train, "test_id": test_id, "test_ood": test_ood}.items()):
+        cap = caps[name]
+        if cap is not None and pairs.height > cap:
+            # seeded subsample, then back to the canonical order so the file does not depend on the draw order
+            pairs = pairs.sample(n=cap, seed=cfg["_seed"] + i).sort(["subcategory", "hi_id", "lo_id"])
+        out[name] = pairs
+    counts = {
+        "papers_up_to_cutoff": early.height,
+        "papers_after_cutoff": late.height,
+        "later_papers_excluded_title_overlap": overlap.height,
+    }
+    return out, counts
+
+
+def _user_prompt_expr(template: str, today: str) -> pl.Expr:
+    """The user template rendered column-wise: literal pieces and columns concatenated, no per-row Python."""
+    parts: list[pl.Expr] = []
+    columns = {
+        "today": pl.lit(today),
+        **{f"{a}_{s}": pl.col(f"paper_{s}_{a}").cast(pl.String) for a in ("title", "abstract", "date") for s in ("a", "b")},
+    }
+    for literal, name, spec, conv in string.Formatter().parse(template):
+        if literal:
+            parts.append(pl.lit(literal))
+        if name is not None:
+            if name not in columns or spec or conv:
+                raise KeyError(f"user_template placeholder {{{name}}} is not one of {sorted(columns)}")
+            parts.append(columns[name])
+    return pl.concat_str(parts)
+
+
+def materialize(pairs: pl.DataFrame, papers: pl.DataFrame, split: str, block: PairConfig, seed: int) -> pl.DataFrame:
+    """Pair rows with paper attributes in positions A/B (seeded coin), messages and the correct answer."""
+    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    pairs = pairs.select("hi_id", "lo_id").with_columns(pl.Series("hi_is_a", rng.integers(0, 2, pairs.height).astype(bool)))
+    attrs = papers.select(list(PAPER_ATTRS.values()))
+    for side in ("a", "b"):
+        pick = (pl.col("hi_is_a") == (side == "a"))
+        pairs = pairs.with_columns(pl.when(pick).then(pl.col("hi_id")).otherwise(pl.col("lo_id")).alias(f"paper_{side}_arxiv_id"))
+        pairs = pairs.join(
+            attrs.rename({v: f"paper_{side}_{k}" for k, v in PAPER_ATTRS.items()}), on=f"paper_{side}_arxiv_id", how="left"
+        )
+    system = pl.struct(role=pl.lit("system"), content=pl.lit(block.system_prompt))
+    user = pl.struct(role=pl.lit("user"), content=_user_prompt_expr(block.user_template, block.today))
+    return pairs.select(
+        (pl.lit(f"{split}-") + pl.col("hi_id") + pl.lit("-") + pl.col("lo_id")).alias("pair_id"),
+        pl.lit(split).alias("split"),
+        pl.concat_list([system, user]).alias("messages"),
+        pl.when(pl.col("hi_is_a")).then(pl.lit("A")).otherwise(pl.lit("B")).alias("correct_answer"),
+        *[pl.col(f"paper_{s}_{k}") for s in ("a", "b") for k in PAPER_ATTRS],
+    )
+
+
+def split_stats(rows: pl.DataFrame) -> dict:
+    by_field = rows.group_by("paper_a_category").len().sort("paper_a_category")
+    n_a = rows.filter(pl.col("correct_answer") == "A").height
+    return {
+        "pairs": rows.height,
+        "per_field": {f: 0 for f in FIELDS} | dict(zip(by_field["paper_a_category"], by_field["len"])),
+        "answer_A": n_a,
+        "answer_B": rows.height - n_a,
+        "share_A": round(n_a / rows.height, 4) if rows.height else None,
+        "papers": 2 * rows.height,
+    }
+
+
+def render_card(stats: dict, block: PairConfig) -> str:
+    fields = sorted({f for s in SPLITS for f in stats["splits"][s]["per_field"]}, key=lambda f: (f not in FIELDS, FIELDS.index(f) if f in FIELDS else 0, f))
+    head = "| split | " + " | ".join(fields) + " | total | answer A | answer B | share A |"
+    lines = [head, "|" + "---|" * (len(fields) + 5)]
+    for s in SPLITS:
+        st = stats["splits"][s]
+        cells = [str(st["per_field"].get(f, 0)) for f in fields]
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {st['pairs']} | {st['answer_A']} | {st['answer_B']} | {st['share_A']} |")
+    p = block.pairs
+    return "\n".join(
+        [
+            "# SciJudge citation preference pairs",
+            "",
+            "Each row asks which of two arXiv papers (A, B) of the same primary subcategory has more citations. "
+            "The more-cited paper lands in position A or B by a seeded coin. `messages` holds the system and user "
+            "prompt (SciJudge template); `correct_answer` is 'A' or 'B'.",
+            "",
+            "## Counts per field and split",
+            "",
+            *lines,
+            "",
+            "## Construction",
+            "",
+            f"- train: papers first published up to {p['cutoff_year']}, same subcategory and {p['window']}, "
+            f"c_hi - c_lo >= {p['min_diff']} and (c_hi - c_lo)/c_hi >= {p['min_rel_diff']}; "
+            f"each paper in at most {p['max_pairs_per_paper']} pair(s).",
+            f"- test_id (in-domain): papers after {p['cutoff_year']}, same rule with >= {p['test_id']['min_diff']} "
+            f"and >= {p['test_id']['min_rel_diff']}.",
+            f"- test_ood (temporal OOD): remaining later papers; c_i >= q{p['test_ood']['hi_quantile']} and "
+            f"c_j <= q{p['test_ood']['lo_quantile']} of the subcategory, dates within {p['test_ood']['max_days_apart']} days, "
+            f"c_i - c_j >= max({p['test_ood']['rel_diff']} c_i, d_s), d_s = max({p['test_ood']['ds_floor']}, "
+            f"{p['test_ood']['ds_scale']} (q{p['test_ood']['ds_quantiles'][1]} - q{p['test_ood']['ds_quantiles'][0]})).",
+            f"- prompt date: Today is {block.today}.",
+            "",
+            "## Inputs",
+            "",
+            *[f"- {k.replace('_', ' ')}: {v}" for k, v in stats["inputs"].items()],
+            "",
+        ]
+    )
+
+
+def build(papers_path: str, citations_path: str, block: PairConfig, seed: int) -> tuple[dict[str, pl.DataFrame], dict]:
+    cfg = dict(block.pairs, _seed=seed)
+    papers, counts = load_papers(papers_path, citations_path, cfg["window"])
+    pairs, more = select_pairs(papers, cfg)
+    rows = {s: materialize(pairs[s], papers, s, block, seed) for s in SPLITS}
+    stats = {"inputs": counts | more, "splits": {s: split_stats(rows[s]) for s in SPLITS}}
+    for s in SPLITS:
+        log.info("%s: %d pairs, per field %s, share A %s", s, stats["splits"][s]["pairs"], stats["splits"][s]["per_field"], stats["splits"][s]["share_A"])
+    return rows, stats
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--papers", required=True, help="papers.parquet")
+    p.add_argument("--citations", required=True, help="citations.parquet")
+    p.add_argument("--config-json", type=json_arg, required=True, help="the scijudge config block as JSON")
+    p.add_argument("--seed", type=int, required=True)
+    for s in SPLITS:
+        p.add_argument(f"--{s.replace('_', '-')}", required=True, help=f"output parquet of the {s} split")
+    p.add_argument("--stats", required=True, help="output stats JSON")
+    p.add_argument("--card", required=True, help="output dataset card (markdown)")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    block = PairConfig.from_block(args.config_json)
+    rows, stats = build(args.papers, args.citations, block, args.seed)
+    for s in SPLITS:
+        write_parquet_atomic(rows[s], getattr(args, s))
+    write_json_atomic(args.stats, stats)
+    write_text_atomic(args.card, render_card(stats, block))
+
+
+if __name__ == "__main__":
+    main()

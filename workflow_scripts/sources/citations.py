@@ -1,0 +1,350 @@
+"""Citation counts: the resumable batch harvester both citation sources share, and the parser of their responses.
+
+Harvest (``semantic_scholar fetch`` / ``openalex fetch``) keeps every raw response as a numbered file in one directory
+plus a ``manifest.jsonl`` line per file ({file, fetched_at, ids}). The manifest is the resume state: ids it lists are
+never requested again, and a file written just before a kill (no manifest line yet) is kept and its ids re-requested
+into a new file, so a kill costs at most one batch and loses nothing.
+
+Parse (``citations parse``) reads such a directory, or any directory of native responses (local-snapshot mode), into
+``citations.parquet``: one row per paper with a count, the latest fetch winning when a paper was seen twice.
+
+    python -m workflow_scripts.sources.citations parse --source semantic_scholar --responses DIR \
+        --papers papers.parquet --out citations.parquet --report report.json --rejects rejects.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import polars as pl
+from tqdm import tqdm
+
+from workflow_scripts.common.cli import parser, setup_logging
+from workflow_scripts.common.io import (
+    Rejects,
+    append_jsonl,
+    read_jsonl_tolerant,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
+from workflow_scripts.sources.records import RecordError, versionless_id
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.jsonl"
+SOURCES = ("semantic_scholar", "openalex")
+CITATION_SCHEMA = {
+    "arxiv_id": pl.String,
+    "citation_count": pl.Int64,
+    "source": pl.String,
+    "fetched_at": pl.Datetime("us", "UTC"),
+}
+MISSING_SAMPLE = 20
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# harvest: batches + manifest + resume
+
+
+class BatchFetcher:
+    """Base of a citation harvester. A subclass sets ``name``/``prefix`` and implements :meth:`responses`."""
+
+    name = ""
+    prefix = ""  # response files are <prefix>-000001.json, ...
+    max_batch = 1
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        # the key is read here and only handed to the HTTP layer; it never reaches a log line or a file
+        self.api_key = (os.environ.get(args.api_key_env) or None) if args.api_key_env else None
+
+    def client(self) -> PoliteClient:
+        a = self.args
+        policy = RetryPolicy(a.min_interval_s, a.max_retries, a.backoff_base_s, a.backoff_max_s, a.timeout_s)
+        return PoliteClient(policy, headers=self.headers())
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def responses(self, client: PoliteClient, ids: list[str]) -> Iterator[bytes]:
+        """Yield the raw body of each response for one batch of ids (several when the source pages).
+
+        Check the body after the yield (the caller has saved it by then, as evidence) and raise HarvestError when it
+        is not what the source promises: the batch then gets no manifest line and is requested again next run.
+        """
+        raise NotImplementedError
+
+    def run(self) -> dict:
+        a = self.args
+        out = Path(a.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        ids = sorted(set(pl.scan_parquet(a.papers).select("arxiv_id").collect()["arxiv_id"].drop_nulls().to_list()))
+        manifest = read_jsonl_tolerant(out / MANIFEST)
+        done = {i for row in manifest for i in row["ids"]}
+        todo = [i for i in ids if i not in done]
+        number = _highest_number(out, self.prefix, manifest)
+        batches = [todo[k : k + a.batch_size] for k in range(0, len(todo), a.batch_size)]
+        log.info(
+            "%s: %d papers, %d already fetched, %d to request in %d batch(es) of <= %d; api key %s",
+            self.name, len(ids), len(ids) - len(todo), len(todo), len(batches), a.batch_size,
+            "set" if self.api_key else "not set (lower rate limit)",
+        )
+        written = []
+        with self.client() as client, tqdm(total=len(todo), unit="id", desc=self.name, file=sys.stderr, mininterval=5) as bar:
+            for batch in batches:
+                files = []
+                for body in self.responses(client, batch):
+                    number += 1
+                    files.append((f"{self.prefix}-{number:06d}.json", utc_now()))
+                    write_bytes_atomic(out / files[-1][0], body)
+                    log.debug("saved %s (%d ids)", files[-1][0], len(batch))
+                # manifest lines only once every page of the batch is on disk: a kill before this re-requests the batch
+                for name, fetched_at in files:
+                    append_jsonl(out / MANIFEST, {"file": name, "fetched_at": fetched_at, "ids": batch})
+                written += [name for name, _ in files]
+                bar.update(len(batch))
+        summary = {
+            "source": self.name,
+            "papers": len(ids),
+            "already_fetched": len(ids) - len(todo),
+            "requested": len(todo),
+            "batches": len(batches),
+            "files_written": written,
+            "api_key_set": self.api_key is not None,
+            "finished_at": utc_now(),
+        }
+        log.info("%s: done, %d id(s) requested, %d file(s) written to %s", self.name, len(todo), len(written), out)
+        return summary
+
+
+def _highest_number(out: Path, prefix: str, manifest: list[dict]) -> int:
+    # files on disk count too: one written just before a kill has no manifest line but must not be overwritten
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.json$")
+    names = [p.name for p in out.iterdir()] + [row["file"] for row in manifest]
+    return max((int(m.group(1)) for m in map(pattern.match, names) if m), default=0)
+
+
+def checked_json(body: bytes, what: str) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarvestError(f"{what}: response is not JSON ({exc}); the batch will be requested again next run") from None
+
+
+def fetch_main(fetcher_cls: type[BatchFetcher], description: str, argv: list[str] | None, defaults: dict, extra=None) -> int:
+    """Command line shared by the harvesters: ``fetch`` with the same options, per-source defaults."""
+    p = parser(description)
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch", help="harvest counts for papers.parquet", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    f.add_argument("--papers", required=True, help="papers.parquet (column arxiv_id, versionless)")
+    f.add_argument("--out-dir", required=True, help="raw responses + manifest.jsonl; kept across kills")
+    f.add_argument("--base-url", default=defaults["base_url"])
+    f.add_argument("--batch-size", type=int, default=defaults["batch_size"], help=f"ids per request, 1..{fetcher_cls.max_batch}")
+    f.add_argument("--api-key-env", default=defaults["api_key_env"], help="name of the environment variable holding the key")
+    f.add_argument("--min-interval-s", type=float, default=defaults["min_interval_s"])
+    f.add_argument("--max-retries", type=int, default=8)
+    f.add_argument("--backoff-base-s", type=float, default=2.0)
+    f.add_argument("--backoff-max-s", type=float, default=300.0)
+    f.add_argument("--timeout-s", type=float, default=120.0)
+    f.add_argument("--done", help="JSON summary written at the end (the file Snakemake tracks)")
+    if extra:
+        extra(f)
+    args = p.parse_args(argv)
+    if not 1 <= args.batch_size <= fetcher_cls.max_batch:
+        p.error(f"--batch-size must be in 1..{fetcher_cls.max_batch}")
+    setup_logging(args.verbose)
+    # httpx logs every URL at INFO; OpenAlex carries its key in the query string
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    summary = fetcher_cls(args).run()
+    if args.done:
+        write_json_atomic(args.done, summary)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# parse
+
+
+class ShapeError(ValueError):
+    """A response file that is valid JSON but not the shape the source sends."""
+
+
+# Each source module provides, for parse:
+#   records(obj) -> list: the paper records of one parsed response file (ShapeError if the file is not that source's)
+#   id_and_count(record) -> (raw arXiv id, count): either may be None; RecordError for a record of the wrong shape
+
+
+def source_module(source: str):
+    # imported by name: the source modules import this one for the harvester base
+    if source not in SOURCES:
+        raise ValueError(f"unknown citation source {source!r}; expected one of {SOURCES}")
+    return importlib.import_module(f"workflow_scripts.sources.{source}")
+
+
+def response_files(responses: Path) -> list[Path]:
+    """Every *.json response in the directory, in name order (temp files of atomic writes start with '.')."""
+    if not responses.is_dir():
+        raise FileNotFoundError(f"responses directory {responses} does not exist")
+    return sorted(p for p in responses.glob("*.json") if p.is_file() and not p.name.startswith("."))
+
+
+def fetched_times(responses: Path, files: list[Path]) -> tuple[dict[str, dt.datetime], int]:
+    """fetched_at per file: its manifest line, else the file's mtime (snapshots without a manifest)."""
+    from_manifest = {}
+    for row in read_jsonl_tolerant(responses / MANIFEST):
+        try:
+            from_manifest[row["file"]] = dt.datetime.fromisoformat(row["fetched_at"]).astimezone(dt.timezone.utc)
+        except (KeyError, TypeError, ValueError):
+            log.warning("%s: manifest line without a usable file/fetched_at, ignored: %s", responses / MANIFEST, row)
+    times, from_mtime = {}, []
+    for path in files:
+        if path.name in from_manifest:
+            times[path.name] = from_manifest[path.name]
+        else:
+            times[path.name] = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+            from_mtime.append(path.name)
+    if from_mtime:
+        log.info("fetched_at from file mtime (no manifest line) for %d file(s), e.g. %s", len(from_mtime), from_mtime[:5])
+    return times, len(from_mtime)
+
+
+def parse(source: str, responses: Path, papers_path: Path, rejects: Rejects) -> tuple[pl.DataFrame, dict]:
+    module = source_module(source)
+    papers = pl.scan_parquet(papers_path).select("arxiv_id", "published").unique("arxiv_id").collect()
+    # arXiv ids are matched case-insensitively: OpenAlex lowercases DOIs ('math.AG/...' -> 'math.ag/...')
+    known = {i.lower(): i for i in papers["arxiv_id"].to_list()}
+    files = response_files(responses)
+    if not files:
+        log.warning("%s: no response files (*.json); every paper will be without a count", responses)
+    times, n_mtime = fetched_times(responses, files)
+    rows, unknown, files_rejected = [], 0, 0
+    for order, path in enumerate(files):
+        try:
+            records = module.records(json.loads(path.read_bytes()))
+        except (json.JSONDecodeError, UnicodeDecodeError, ShapeError) as exc:
+            # a truncated or foreign file: named in the rejects, the rest of the directory still counts
+            rejects.add(path.name, "-", f"malformed response: {exc}", raw=path.read_bytes()[:500])
+            files_rejected += 1
+            continue
+        for idx, record in enumerate(records):
+            if record is None:  # S2 answers null for a paper it does not know: no count, nothing wrong
+                continue
+            try:
+                raw_id, count = module.id_and_count(record)
+                arxiv_id = _record_id(raw_id)
+                count = _record_count(count)
+            except RecordError as exc:
+                rejects.add(path.name, idx, str(exc), raw=record)
+                continue
+            if arxiv_id.lower() not in known:
+                unknown += 1
+                continue
+            rows.append((known[arxiv_id.lower()], count, times[path.name], order, idx))
+    frame = pl.DataFrame(rows, schema={"arxiv_id": pl.String, "citation_count": pl.Int64, "fetched_at": CITATION_SCHEMA["fetched_at"], "_file": pl.Int64, "_idx": pl.Int64}, orient="row")
+    # the latest fetch wins; equal times (one file) fall back to file and record order, so the result is deterministic
+    out = (
+        frame.sort(["arxiv_id", "fetched_at", "_file", "_idx"])
+        .unique("arxiv_id", keep="last", maintain_order=True)
+        .with_columns(source=pl.lit(source))
+        .select(list(CITATION_SCHEMA))
+        .cast(CITATION_SCHEMA)
+    )
+    report = {
+        "source": source,
+        "files_read": len(files),
+        "files_rejected": files_rejected,
+        "fetched_at_from_mtime": n_mtime,
+        "records_with_count": len(rows),
+        "duplicates_resolved": frame.height - out.height,
+        "unknown_ids": unknown,
+        **missing_report(papers, set(out["arxiv_id"].to_list())),
+        "rejects": rejects.counts(),
+        "rejects_total": len(rejects),
+    }
+    return out, report
+
+
+def _record_id(raw_id: Any) -> str:
+    if raw_id is None or raw_id == "":
+        raise RecordError("missing id")
+    if not isinstance(raw_id, str):
+        raise RecordError(f"bad id: {raw_id!r}")
+    try:
+        return versionless_id(raw_id)
+    except RecordError as exc:
+        raise RecordError(f"bad id: {exc}") from None
+
+
+def _record_count(count: Any) -> int:
+    if count is None:
+        raise RecordError("missing count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise RecordError(f"bad count: {count!r}")
+    return count
+
+
+def missing_report(papers: pl.DataFrame, counted: set[str]) -> dict:
+    """How many papers got no count, a sample of their ids, and the missing share per year of first version."""
+    flagged = papers.with_columns(
+        missing=~pl.col("arxiv_id").is_in(list(counted)),
+        year=pl.col("published").dt.year().cast(pl.String).fill_null("unknown"),
+    )
+    missing = flagged.filter("missing")["arxiv_id"].sort().to_list()
+    per_year = flagged.group_by("year").agg(papers=pl.len(), missing=pl.col("missing").sum()).sort("year")
+    if missing:
+        log.warning("%d of %d paper(s) without a citation count, e.g. %s", len(missing), papers.height, missing[:5])
+    return {
+        "papers_total": papers.height,
+        "with_count": papers.height - len(missing),
+        "without_count": len(missing),
+        "missing_sample": missing[:MISSING_SAMPLE],
+        "missing_by_year": {
+            r["year"]: {"papers": r["papers"], "missing": r["missing"], "share": round(r["missing"] / r["papers"], 6)}
+            for r in per_year.iter_rows(named=True)
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("parse", help="responses directory -> citations.parquet", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--source", required=True, choices=SOURCES)
+    c.add_argument("--responses", required=True, help="directory of native responses (a harvest dir or a snapshot)")
+    c.add_argument("--papers", required=True, help="papers.parquet (arxiv_id, published)")
+    c.add_argument("--out", required=True, help="citations.parquet")
+    c.add_argument("--report", required=True, help="JSON report")
+    c.add_argument("--rejects", required=True, help="rejected files and records, JSON lines")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    rejects = Rejects()
+    out, report = parse(args.source, Path(args.responses), Path(args.papers), rejects)
+    write_parquet_atomic(out, args.out)
+    write_json_atomic(args.report, report)
+    rejects.write(args.rejects)
+    log.info(
+        "%s: %d of %d paper(s) with a count -> %s (%d duplicate(s) resolved, %d unknown id(s), %d reject(s))",
+        args.source, report["with_count"], report["papers_total"], args.out,
+        report["duplicates_resolved"], report["unknown_ids"], report["rejects_total"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

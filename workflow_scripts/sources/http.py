@@ -1,0 +1,154 @@
+"""Polite HTTP for every harvester: a minimum interval between requests, retries with backoff, Retry-After honoured.
+
+All external sources (OAI-PMH, arXiv API, Semantic Scholar, OpenAlex, OpenReview, journals) go through
+:class:`PoliteClient`, so rate limits and retry rules live in one place and are configured per source.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from workflow_scripts import __version__
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+USER_AGENT = f"scitaste/{__version__} (research corpus builder; polite harvesting)"
+
+
+class HarvestError(RuntimeError):
+    """A request that still failed after all retries, or failed in a way retrying cannot fix."""
+
+
+@dataclass
+class RetryPolicy:
+    min_interval_s: float = 3.0  # arXiv asks for at least 3 s between requests
+    max_retries: int = 8
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 300.0
+    timeout_s: float = 120.0
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    if header is None:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class PoliteClient:
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._last_request = float("-inf")
+        self._client = httpx.Client(
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            timeout=self.policy.timeout_s,
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    def __enter__(self) -> "PoliteClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _wait_turn(self) -> None:
+        wait = self._last_request + self.policy.min_interval_s - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
+        self._last_request = time.monotonic()
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        """Send with retries. Returns the first 2xx response; raises HarvestError otherwise.
+
+        429/5xx and network errors are retried; Retry-After, when sent, replaces the exponential backoff.
+        Other 4xx answers are final (a wrong request does not get better by repeating it).
+        """
+        p = self.policy
+        for attempt in range(p.max_retries + 1):
+            self._wait_turn()
+            try:
+                resp = self._client.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                reason, delay = f"{type(exc).__name__}: {exc}", None
+            else:
+                if resp.is_success:
+                    return resp
+                if resp.status_code not in RETRY_STATUS:
+                    raise HarvestError(f"{method} {url} -> HTTP {resp.status_code}: {resp.text[:500]}")
+                reason, delay = f"HTTP {resp.status_code}", retry_after_seconds(resp.headers.get("Retry-After"))
+            if attempt == p.max_retries:
+                raise HarvestError(f"{method} {url} failed after {p.max_retries + 1} attempts, last: {reason}")
+            if delay is None:
+                delay = min(p.backoff_max_s, p.backoff_base_s * 2**attempt)
+            log.warning("%s %s: %s; retry %d/%d in %.1f s", method, url, reason, attempt + 1, p.max_retries, delay)
+            self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def get(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def download(self, url: str, target, chunk_bytes: int = 1 << 20, **kwargs) -> int:
+        """Stream ``url`` into ``target``, resuming a killed download from ``target.part`` with an HTTP Range request.
+
+        The finished file appears under its final name only when complete (rename), so a consumer never reads half of
+        it. Returns the number of bytes of the finished file.
+        """
+        target = Path(target)
+        part = target.with_name(target.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(self.policy.max_retries + 1):
+            have = part.stat().st_size if part.exists() else 0
+            headers = {**kwargs.pop("headers", {}), **({"Range": f"bytes={have}-"} if have else {})}
+            self._wait_turn()
+            try:
+                with self._client.stream("GET", url, headers=headers, **kwargs) as resp:
+                    if resp.status_code == 416:  # asked past the end: the part file already holds everything
+                        break
+                    if resp.status_code in RETRY_STATUS:
+                        raise httpx.HTTPStatusError(f"HTTP {resp.status_code}", request=resp.request, response=resp)
+                    if not resp.is_success:
+                        raise HarvestError(f"GET {url} -> HTTP {resp.status_code}")
+                    mode = "ab" if resp.status_code == 206 else "wb"  # 200: the server ignored Range, start over
+                    if mode == "wb" and have:
+                        log.info("%s: server does not resume, downloading from the start", url)
+                    with open(part, mode) as fh:
+                        for chunk in resp.iter_bytes(chunk_bytes):
+                            fh.write(chunk)
+                break
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                if attempt == self.policy.max_retries:
+                    raise HarvestError(f"GET {url} failed after {attempt + 1} attempts: {exc}") from exc
+                delay = min(self.policy.backoff_max_s, self.policy.backoff_base_s * 2**attempt)
+                log.warning("GET %s: %s; resuming in %.1f s", url, exc, delay)
+                self._sleep(delay)
+        part.replace(target)
+        return target.stat().st_size

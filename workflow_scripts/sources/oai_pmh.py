@@ -1,0 +1,396 @@
+"""arXiv over OAI-PMH: a resumable ListRecords harvester and the parser of its pages into the paper table.
+
+``harvest`` writes every response page verbatim (native OAI-PMH XML) as DIR/page-00001.xml, page-00002.xml, ... and
+after each page the state DIR/state.json (next resumption token, counts). Killed at any point and re-run, it goes on
+from the state: a page written before its state update is simply fetched again under the same number. A local
+snapshot is just such a directory, so ``parse`` reads downloads and snapshots the same way.
+
+This module also holds the small pieces the three arXiv readers share (output arguments, strict XML loading with the
+malformed-file policy, writing the deduped table + rejects + summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import polars as pl
+from lxml import etree
+from tqdm import tqdm
+
+from workflow_scripts.common.cli import json_arg, parser, setup_logging
+from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
+from workflow_scripts.sources.records import (
+    FieldMapper,
+    RecordError,
+    dedupe_latest,
+    make_record,
+    parse_date,
+    records_frame,
+)
+
+log = logging.getLogger(__name__)
+
+OAI = "http://www.openarchives.org/OAI/2.0/"
+ARXIV = "http://arxiv.org/OAI/arXiv/"
+NS = {"oai": OAI, "a": ARXIV}
+MAX_TOKEN_RESTARTS = 3  # an expired token restarts the set; a server that always expires them must not loop forever
+
+__all__ = ["harvest", "parse_pages", "BadFileError", "HarvestError"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# shared by the arXiv readers (oai_pmh, arxiv_dump, arxiv_api)
+
+
+class BadFileError(ValueError):
+    """A whole input file that cannot be read; the message names the file."""
+
+
+def field_name(text: str) -> str | None:
+    """argparse type for ``--unmapped-field``: JSON (null or "Others", as rules pass config values) or a bare name."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text or None
+    if value is not None and not isinstance(value, str):
+        raise argparse.ArgumentTypeError(f"expected a field name or null, got {text!r}")
+    return value
+
+
+def add_table_args(p: argparse.ArgumentParser, xml: bool = True) -> None:
+    p.add_argument("--out", required=True, type=Path, help="papers parquet (PAPER_SCHEMA)")
+    p.add_argument("--rejects", required=True, type=Path, help="rejected records, JSON lines (file, record, reason)")
+    p.add_argument("--fields", required=True, type=json_arg, help="JSON: field -> list of archive globs")
+    p.add_argument("--unmapped-field", required=True, type=field_name,
+                   help="field of unmatched categories, or null (JSON or bare name)")
+    p.add_argument("--summary", type=Path, help="JSON file with counts")
+    if xml:
+        p.add_argument(
+            "--quarantine-bad-files",
+            action="store_true",
+            help="a file that is not well-formed XML becomes one rejects row ('malformed file') instead of an error",
+        )
+
+
+def field_mapper(args: argparse.Namespace) -> FieldMapper:
+    return FieldMapper(args.fields, args.unmapped_field)
+
+
+_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=False)
+
+
+def bad_file(path: Path, problem: str, rejects: Rejects, quarantine: bool) -> None:
+    """A file that cannot be used at all: BadFileError naming it, or (quarantine) one 'malformed file' rejects row."""
+    if not quarantine:
+        raise BadFileError(f"{path}: {problem}")
+    log.error("%s: %s; quarantined (--quarantine-bad-files)", path, problem)
+    rejects.add(path, "*", f"malformed file: {problem}")
+
+
+def load_xml(path: Path, rejects: Rejects, quarantine: bool, root_tag: str):
+    """Strictly parse one XML file whose root must be ``root_tag``; None when it was quarantined."""
+    try:
+        # from bytes, not from the path: lxml reports bad encoding bytes in a file as OSError, in bytes as syntax
+        root = etree.fromstring(Path(path).read_bytes(), _XML_PARSER)
+    except etree.XMLSyntaxError as exc:
+        return bad_file(path, f"malformed XML: {exc}", rejects, quarantine)
+    if root.tag != root_tag:
+        return bad_file(path, f"root element is {root.tag}, expected {root_tag}", rejects, quarantine)
+    return root
+
+
+def list_pages(dirs: Iterable[Path]) -> list[Path]:
+    """page-*.xml anywhere under the given dirs, sorted per dir so that the order (and dedupe ties) is fixed."""
+    out: list[Path] = []
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise BadFileError(f"{d}: not a directory")
+        out.extend(sorted(Path(d).rglob("page-*.xml")))
+    return out
+
+
+def date_of(value: str | None, what: str):
+    """parse_date, with the field named in the error (the rejects count key is the text before ':')."""
+    try:
+        return parse_date(value)
+    except RecordError:
+        raise RecordError(f"unparseable {what} date: {value!r}") from None
+
+
+def write_table(
+    frames: list[pl.DataFrame], rejects: Rejects, args: argparse.Namespace, summary: dict
+) -> tuple[pl.DataFrame, dict]:
+    """Concat, dedupe (latest update wins), sort, write parquet + rejects + summary; log the counts."""
+    df = pl.concat(frames, how="vertical") if frames else records_frame([])
+    df, duplicates = dedupe_latest(df)
+    df = df.sort("arxiv_id")
+    write_parquet_atomic(df, args.out)
+    rejects.write(args.rejects)
+    summary = {**summary, "papers": df.height, "duplicates": duplicates, "rejected": len(rejects),
+               "rejects": rejects.counts()}
+    log.info(
+        "%s: %d papers written to %s; %d duplicate row(s) dropped (older versions or repeats); %d rejected",
+        summary.get("source"),
+        df.height,
+        args.out,
+        duplicates,
+        len(rejects),
+    )
+    if args.summary:
+        write_json_atomic(args.summary, summary)
+    return df, summary
+
+
+def remove_stale_temp_files(out_dir: Path) -> None:
+    # a SIGKILL inside an atomic write leaves its hidden temp file behind; nothing reads them, so just tidy up
+    for tmp in out_dir.glob(".*.tmp"):
+        tmp.unlink()
+
+
+def run_main(main) -> None:
+    """Known failures end with one clear line (file or URL named) and exit status 1, not a traceback."""
+    try:
+        main()
+    except (BadFileError, HarvestError) as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# harvest
+
+
+def _state_path(out_dir: Path) -> Path:
+    return out_dir / "state.json"
+
+
+def _fresh_state(request: dict) -> dict:
+    return {"request": request, "next_token": None, "pages": 0, "records": 0, "deleted": 0,
+            "complete": False, "complete_list_size": None}
+
+
+def _load_state(out_dir: Path, request: dict) -> dict:
+    path = _state_path(out_dir)
+    if not path.exists():
+        return _fresh_state(request)
+    state = json.loads(path.read_text(encoding="utf-8"))  # written atomically: whole or absent, never torn
+    if state.get("request") != request:
+        # pages of another set or date window must not mix with this one: start over in this directory
+        log.warning("%s holds a harvest of %s, not %s: removing its pages and starting over",
+                    out_dir, state.get("request"), request)
+        for page in out_dir.glob("page-*.xml"):
+            page.unlink()
+        return _fresh_state(request)
+    return state
+
+
+def _page_path(out_dir: Path, n: int) -> Path:
+    return out_dir / f"page-{n:05d}.xml"
+
+
+def harvest(
+    base_url: str,
+    set_spec: str,
+    out_dir: Path,
+    from_date: str | None = None,
+    until_date: str | None = None,
+    metadata_prefix: str = "arXiv",
+    policy: RetryPolicy | None = None,
+    done: Path | None = None,
+) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir)
+    request = {"set": set_spec, "from": from_date, "until": until_date, "metadata_prefix": metadata_prefix}
+    state = _load_state(out_dir, request)
+    if state["complete"]:
+        log.info("%s: harvest of set %s already complete (%d pages)", out_dir, set_spec, state["pages"])
+    elif state["pages"]:
+        log.info("%s: resuming set %s after page %d (%d records so far)",
+                 out_dir, set_spec, state["pages"], state["records"])
+
+    first = {"verb": "ListRecords", "metadataPrefix": metadata_prefix, "set": set_spec}
+    first.update({k: v for k, v in (("from", from_date), ("until", until_date)) if v})
+    restarts = 0
+    with PoliteClient(policy) as client, tqdm(
+        total=state["complete_list_size"], initial=state["records"], unit="rec", desc=f"oai {set_spec}",
+        file=sys.stderr, disable=state["complete"],
+    ) as bar:
+        while not state["complete"]:
+            # resumed requests carry only the token (OAI-PMH 3.5: resumptionToken is an exclusive argument)
+            sent = state["next_token"]
+            params = first if sent is None else {"verb": "ListRecords", "resumptionToken": sent}
+            resp = client.get(base_url, params=params)
+            try:
+                root = etree.fromstring(resp.content, _XML_PARSER)
+            except etree.XMLSyntaxError as exc:
+                raise HarvestError(f"{resp.url}: response is not well-formed XML: {exc}") from None
+            if root.tag != f"{{{OAI}}}OAI-PMH":  # e.g. a proxy's HTML page with status 200: never save it as a page
+                raise HarvestError(f"{resp.url}: not an OAI-PMH response (root element {root.tag})")
+            error = root.find("oai:error", NS)
+            if error is not None:
+                code = error.get("code")
+                if code == "noRecordsMatch":
+                    log.info("set %s: noRecordsMatch, nothing to harvest in this window", set_spec)
+                    state.update(next_token=None, complete=True)
+                elif code == "badResumptionToken" and sent is not None:
+                    restarts += 1
+                    if restarts > MAX_TOKEN_RESTARTS:
+                        raise HarvestError(f"{resp.url}: badResumptionToken {restarts} times, giving up")
+                    log.warning("set %s: resumption token expired at page %d (%s); restarting the set from the "
+                                "first request (pages are overwritten, parse dedupes)",
+                                set_spec, state["pages"] + 1, (error.text or "").strip())
+                    state = _fresh_state(request)
+                    bar.reset(total=None)
+                else:
+                    raise HarvestError(f"{resp.url}: OAI-PMH error {code}: {(error.text or '').strip()}")
+                write_json_atomic(_state_path(out_dir), state)
+                continue
+
+            if root.find("oai:ListRecords", NS) is None:
+                raise HarvestError(f"{resp.url}: OAI-PMH response without ListRecords or error")
+            records = root.findall("oai:ListRecords/oai:record", NS)
+            deleted = len(root.findall("oai:ListRecords/oai:record/oai:header[@status='deleted']", NS))
+            token_el = root.find("oai:ListRecords/oai:resumptionToken", NS)
+            token = (token_el.text or "").strip() if token_el is not None else ""
+            size = token_el.get("completeListSize") if token_el is not None else None
+
+            n = state["pages"] + 1
+            # page first, then state: a kill in between fetches this page again under the same number
+            write_bytes_atomic(_page_path(out_dir, n), resp.content)
+            state.update(pages=n, records=state["records"] + len(records), deleted=state["deleted"] + deleted,
+                         next_token=token or None, complete=not token)
+            if size and size.isdigit():
+                state["complete_list_size"] = int(size)
+                bar.total = int(size)
+            write_json_atomic(_state_path(out_dir), state)
+            bar.update(len(records))
+
+    # an expired-token restart can end with fewer pages than the first pass wrote: drop the stale tail
+    for page in sorted(out_dir.glob("page-*.xml")):
+        if page.stem[5:].isdigit() and int(page.stem[5:]) > state["pages"]:
+            log.info("removing stale %s (beyond the %d pages of the finished harvest)", page, state["pages"])
+            page.unlink()
+
+    summary = {"set": set_spec, "from": from_date, "until": until_date, "pages": state["pages"],
+               "records": state["records"], "deleted": state["deleted"]}
+    log.info("set %s complete: %d pages, %d records (%d deleted)",
+             set_spec, state["pages"], state["records"], state["deleted"])
+    if done:
+        write_json_atomic(done, summary)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# parse
+
+
+def _text(el, path: str) -> str | None:
+    found = el.find(path, NS)
+    return found.text if found is not None else None
+
+
+def _record(rec, field_of: FieldMapper) -> dict:
+    meta = rec.find("oai:metadata/a:arXiv", NS)
+    if meta is None:
+        raise RecordError("missing metadata (no arXiv element)")
+    authors = []
+    for a in meta.iterfind("a:authors/a:author", NS):
+        parts = [_text(a, f"a:{p}") for p in ("forenames", "keyname", "suffix")]
+        authors.append(" ".join(p.strip() for p in parts if p and p.strip()))
+    created = date_of(_text(meta, "a:created"), "created")
+    return make_record(
+        raw_id=_text(meta, "a:id") or _text(rec, "oai:header/oai:identifier") or "",
+        title=_text(meta, "a:title"),
+        abstract=_text(meta, "a:abstract"),
+        authors=authors,
+        categories=(_text(meta, "a:categories") or "").split(),
+        published=created,
+        updated=date_of(_text(meta, "a:updated"), "updated"),  # absent: make_record uses the created date
+        doi=_text(meta, "a:doi"),
+        journal_ref=_text(meta, "a:journal-ref"),
+        source="oai_pmh",
+        field_of=field_of,
+    )
+
+
+def parse_pages(dirs: list[Path], field_of: FieldMapper, rejects: Rejects, quarantine: bool = False):
+    """-> (frames, counts). Deleted records are counted, bad records go to ``rejects``."""
+    frames, counts = [], {"pages": 0, "records": 0, "deleted": 0}
+    for path in list_pages(dirs):
+        root = load_xml(path, rejects, quarantine, f"{{{OAI}}}OAI-PMH")
+        counts["pages"] += 1
+        if root is None:
+            continue
+        error = root.find("oai:error", NS)
+        if error is not None and error.get("code") != "noRecordsMatch":
+            bad_file(path, f"OAI-PMH error page {error.get('code')}: {(error.text or '').strip()}", rejects, quarantine)
+            continue
+        rows = []
+        for i, rec in enumerate(root.iterfind("oai:ListRecords/oai:record", NS), 1):
+            counts["records"] += 1
+            header = rec.find("oai:header", NS)
+            ident = (_text(header, "oai:identifier") if header is not None else None) or f"record {i}"
+            if header is not None and header.get("status") == "deleted":
+                counts["deleted"] += 1
+                continue
+            try:
+                rows.append(_record(rec, field_of))
+            except RecordError as exc:
+                rejects.add(path, ident, str(exc), raw=etree.tostring(rec, encoding="unicode"))
+        frames.append(records_frame(rows))
+    log.info("%d pages, %d records, %d deleted records (not papers, not rejects)",
+             counts["pages"], counts["records"], counts["deleted"])
+    return frames, counts
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    h = sub.add_parser("harvest", help="ListRecords of one set into DIR/page-NNNNN.xml (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    h.add_argument("--base-url", required=True, help="OAI-PMH endpoint, e.g. https://oaipmh.arxiv.org/oai")
+    h.add_argument("--set", required=True, dest="set_spec", help="OAI set, e.g. cs or physics:hep-ph")
+    h.add_argument("--out-dir", required=True, type=Path, help="page-NNNNN.xml files and state.json")
+    h.add_argument("--from", dest="from_date", help="YYYY-MM-DD, first request only")
+    h.add_argument("--until", dest="until_date", help="YYYY-MM-DD, first request only")
+    h.add_argument("--metadata-prefix", default="arXiv", help="metadata format")
+    h.add_argument("--min-interval-s", type=float, default=3.0, help="seconds between requests (arXiv asks >= 3)")
+    h.add_argument("--max-retries", type=int, default=8, help="retries on 429/5xx/network errors")
+    h.add_argument("--backoff-base-s", type=float, default=2.0, help="exponential backoff base without Retry-After")
+    h.add_argument("--backoff-max-s", type=float, default=300.0, help="backoff cap")
+    h.add_argument("--timeout-s", type=float, default=120.0, help="per-request timeout")
+    h.add_argument("--done", type=Path, help="JSON summary written when the set is complete (the Snakemake output)")
+
+    s = sub.add_parser("parse", help="pages -> papers parquet + rejects",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--pages", required=True, nargs="+", type=Path,
+                   help="directories searched recursively for page-*.xml")
+    add_table_args(s)
+
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command == "harvest":
+        policy = RetryPolicy(args.min_interval_s, args.max_retries, args.backoff_base_s, args.backoff_max_s,
+                             args.timeout_s)
+        harvest(args.base_url, args.set_spec, args.out_dir, args.from_date, args.until_date, args.metadata_prefix,
+                policy, args.done)
+    else:
+        rejects = Rejects()
+        frames, counts = parse_pages(args.pages, field_mapper(args), rejects, args.quarantine_bad_files)
+        write_table(frames, rejects, args, {"source": "oai_pmh", **counts})
+
+
+if __name__ == "__main__":
+    run_main(main)
