@@ -18,6 +18,8 @@ include: "rules/demo.smk"
 include: "rules/arxiv.smk"
 include: "rules/citations.smk"
 include: "rules/scijudge.smk"
+include: "rules/models.smk"
+include: "rules/scijudge_model.smk"
 
 
 rule all:
@@ -27,6 +29,7 @@ rule all:
         CITATIONS,
         PAIRS.values(),
         PAIRS_AUDIT,
+        SJ_METRICS,
 
 
 # Named targets, one per artifact: `snakemake papers`, `snakemake pairs`, ...
@@ -49,3 +52,13 @@ rule pairs:
 rule audit:
     input:
         PAIRS_AUDIT,
+
+
+rule scijudge_model:
+    input:
+        rules.scijudge_grpo.output,
+
+
+rule scijudge_eval:
+    input:
+        rules.scijudge_metrics.output,

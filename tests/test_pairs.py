@@ -109,7 +109,10 @@ def built(tmp_path_factory):
     papers.write_parquet(tmp / "papers.parquet")
     cites.write_parquet(tmp / "citations.parquet")
     block = sp.PairConfig.from_block(schema_defaults()["scijudge"])
-    rows, stats = sp.build(str(tmp / "papers.parquet"), str(tmp / "citations.parquet"), block, seed=7)
+    outputs = {s: str(tmp / f"{s}.parquet") for s in sp.SPLITS}
+    # small chunks, so that writing several row groups is exercised
+    stats = sp.build(str(tmp / "papers.parquet"), str(tmp / "citations.parquet"), block, 7, outputs, chunk_rows=1000)
+    rows = {s: pl.read_parquet(path) for s, path in outputs.items()}
     return rows, stats, block, tmp
 
 
@@ -169,4 +172,4 @@ def test_template_with_unknown_placeholder_is_rejected(built):
     _, _, block, tmp = built
     bad = sp.PairConfig(block.today, block.system_prompt, block.user_template + " {venue}", block.pairs)
     with pytest.raises(KeyError, match="venue"):
-        sp.build(str(tmp / "papers.parquet"), str(tmp / "citations.parquet"), bad, seed=1)
+        sp.build(str(tmp / "papers.parquet"), str(tmp / "citations.parquet"), bad, 1, {s: str(tmp / f"bad-{s}.parquet") for s in sp.SPLITS})

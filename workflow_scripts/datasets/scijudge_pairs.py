@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
-from workflow_scripts.common.io import write_json_atomic, write_parquet_atomic, write_text_atomic
+from workflow_scripts.common.io import atomic_path, write_json_atomic, write_text_atomic
 from workflow_scripts.datasets.pair_rules import OodRule, Thresholds, ood_pairs, split_half_pairs
 from workflow_scripts.sources.records import normalize_title_expr
 
@@ -35,6 +36,7 @@ PAPER_ATTRS = {  # output suffix -> papers column
     "subcategory": "subcategory",
     "citations": "citations",
 }
+TEXT_ATTRS = ["title", "abstract"]  # read only for papers in pairs, after pairing
 WINDOWS = {"week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
 
 
@@ -56,7 +58,13 @@ class PairConfig:
 
 
 def load_papers(papers_path: str, citations_path: str, window: str) -> tuple[pl.DataFrame, dict]:
-    papers = pl.scan_parquet(papers_path).select("arxiv_id", "title", "abstract", "primary_category", "field", "published")
+    """The columns pairing needs, without the text: titles and abstracts are read for paired papers only.
+
+    ``title_key`` is a 64-bit hash of the normalized title, enough to spot one paper under two ids.
+    """
+    papers = pl.scan_parquet(papers_path).select(
+        "arxiv_id", "primary_category", "field", "published", normalize_title_expr().hash(0).alias("title_key")
+    )
     cites = pl.scan_parquet(citations_path).select("arxiv_id", pl.col("citation_count").cast(pl.Int64).alias("citations"))
     joined = (
         papers.join(cites, on="arxiv_id", how="left")
@@ -67,15 +75,15 @@ def load_papers(papers_path: str, citations_path: str, window: str) -> tuple[pl.
         )
         .collect()
     )
-    no_count = joined.filter(pl.col("citations").is_null())
-    counts = {"papers": joined.height, "papers_without_citation_count": no_count.height}
-    if no_count.height:
-        log.warning("%d of %d papers have no citation count and cannot be paired", no_count.height, joined.height)
+    no_count = joined.filter(pl.col("citations").is_null()).height
+    counts = {"papers": joined.height, "papers_without_citation_count": no_count}
+    if no_count:
+        log.warning("%d of %d papers have no citation count and cannot be paired", no_count, joined.height)
     return joined.filter(pl.col("citations").is_not_null()), counts
 
 
 def select_pairs(papers: pl.DataFrame, cfg: dict) -> tuple[dict[str, pl.DataFrame], dict]:
-    """Pairs (hi_id, lo_id, ...) per split, and the counts that explain what was excluded."""
+    """Pairs (hi_id, lo_id) per split, and the counts that explain what was excluded."""
     cutoff = cfg["cutoff_year"]
     per_paper = cfg["max_pairs_per_paper"]
     group = ["subcategory", "window"]
@@ -86,10 +94,8 @@ def select_pairs(papers: pl.DataFrame, cfg: dict) -> tuple[dict[str, pl.DataFram
 
     # the same paper can exist under two ids (re-submissions): a later paper whose title matches an earlier
     # paper's is kept out of the tests, or the test would ask about a paper the model was trained on
-    early_titles = early.select(normalize_title_expr().alias("t")).unique()
-    late_keyed = late.with_columns(normalize_title_expr().alias("t"))
-    overlap = late_keyed.join(early_titles, on="t", how="semi")
-    late_ok = late_keyed.join(overlap.select("arxiv_id"), on="arxiv_id", how="anti").drop("t")
+    overlap = late.join(early.select("title_key").unique(), on="title_key", how="semi")
+    late_ok = late.join(overlap.select("arxiv_id"), on="arxiv_id", how="anti")
 
     tid = cfg["test_id"]
     test_id = split_half_pairs(late_ok, group, Thresholds(tid["min_diff"], tid["min_rel_diff"]), per_paper)
@@ -107,7 +113,7 @@ def select_pairs(papers: pl.DataFrame, cfg: dict) -> tuple[dict[str, pl.DataFram
         if cap is not None and pairs.height > cap:
             # seeded subsample, then back to the canonical order so the file does not depend on the draw order
             pairs = pairs.sample(n=cap, seed=cfg["_seed"] + i).sort(["subcategory", "hi_id", "lo_id"])
-        out[name] = pairs
+        out[name] = pairs.select("hi_id", "lo_id")
     counts = {
         "papers_up_to_cutoff": early.height,
         "papers_after_cutoff": late.height,
@@ -133,38 +139,62 @@ def _user_prompt_expr(template: str, today: str) -> pl.Expr:
     return pl.concat_str(parts)
 
 
-def materialize(pairs: pl.DataFrame, papers: pl.DataFrame, split: str, block: PairConfig, seed: int) -> pl.DataFrame:
-    """Pair rows with paper attributes in positions A/B (seeded coin), messages and the correct answer."""
+def assign_sides(pairs: pl.DataFrame, papers: pl.DataFrame, split: str, seed: int) -> pl.DataFrame:
+    """Place the more-cited paper in A or B by a seeded coin; attach the light attributes of both papers."""
     rng = np.random.default_rng([seed, SPLITS.index(split)])
-    pairs = pairs.select("hi_id", "lo_id").with_columns(pl.Series("hi_is_a", rng.integers(0, 2, pairs.height).astype(bool)))
-    attrs = papers.select(list(PAPER_ATTRS.values()))
+    hi_is_a = pl.col("hi_is_a")
+    sides = pairs.with_columns(pl.Series("hi_is_a", rng.integers(0, 2, pairs.height).astype(bool))).select(
+        (pl.lit(f"{split}-") + pl.col("hi_id") + pl.lit("-") + pl.col("lo_id")).alias("pair_id"),
+        pl.when(hi_is_a).then(pl.col("hi_id")).otherwise(pl.col("lo_id")).alias("paper_a_arxiv_id"),
+        pl.when(hi_is_a).then(pl.col("lo_id")).otherwise(pl.col("hi_id")).alias("paper_b_arxiv_id"),
+        pl.when(hi_is_a).then(pl.lit("A")).otherwise(pl.lit("B")).alias("correct_answer"),
+    )
+    light = {k: v for k, v in PAPER_ATTRS.items() if k not in TEXT_ATTRS}
     for side in ("a", "b"):
-        pick = (pl.col("hi_is_a") == (side == "a"))
-        pairs = pairs.with_columns(pl.when(pick).then(pl.col("hi_id")).otherwise(pl.col("lo_id")).alias(f"paper_{side}_arxiv_id"))
-        pairs = pairs.join(
-            attrs.rename({v: f"paper_{side}_{k}" for k, v in PAPER_ATTRS.items()}), on=f"paper_{side}_arxiv_id", how="left"
+        attrs = papers.select([pl.col(v).alias(f"paper_{side}_{k}") for k, v in light.items()])
+        sides = sides.join(attrs, on=f"paper_{side}_arxiv_id", how="left", maintain_order="left")
+    return sides
+
+
+def write_split(sides: pl.DataFrame, texts: pl.DataFrame, split: str, block: PairConfig, path, chunk_rows: int) -> None:
+    """Render prompts and write rows chunk by chunk (parquet row groups): one chunk of prompts in memory at a time."""
+    rows = texts.select("arxiv_id", pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"))
+    for side in ("a", "b"):
+        sides = sides.join(
+            rows.rename({"arxiv_id": f"paper_{side}_arxiv_id", "row": f"row_{side}"}),
+            on=f"paper_{side}_arxiv_id", how="left", maintain_order="left",
         )
     system = pl.struct(role=pl.lit("system"), content=pl.lit(block.system_prompt))
     user = pl.struct(role=pl.lit("user"), content=_user_prompt_expr(block.user_template, block.today))
-    return pairs.select(
-        (pl.lit(f"{split}-") + pl.col("hi_id") + pl.lit("-") + pl.col("lo_id")).alias("pair_id"),
-        pl.lit(split).alias("split"),
-        pl.concat_list([system, user]).alias("messages"),
-        pl.when(pl.col("hi_is_a")).then(pl.lit("A")).otherwise(pl.lit("B")).alias("correct_answer"),
-        *[pl.col(f"paper_{s}_{k}") for s in ("a", "b") for k in PAPER_ATTRS],
-    )
+    columns = [
+        "pair_id", pl.lit(split).alias("split"), pl.concat_list([system, user]).alias("messages"), "correct_answer",
+        *[f"paper_{s}_{k}" for s in ("a", "b") for k in PAPER_ATTRS],
+    ]
+    text_only = texts.select(TEXT_ATTRS)
+    with atomic_path(path) as tmp:
+        writer = None
+        for start in range(0, max(sides.height, 1), chunk_rows):
+            chunk = sides.slice(start, chunk_rows)
+            for side in ("a", "b"):
+                text = text_only.gather(chunk[f"row_{side}"])
+                chunk = chunk.with_columns([text[c].alias(f"paper_{side}_{c}") for c in TEXT_ATTRS])
+            table = chunk.select(columns).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", write_statistics=False)
+            writer.write_table(table)
+        writer.close()
 
 
-def split_stats(rows: pl.DataFrame) -> dict:
-    by_field = rows.group_by("paper_a_category").len().sort("paper_a_category")
-    n_a = rows.filter(pl.col("correct_answer") == "A").height
+def split_stats(sides: pl.DataFrame) -> dict:
+    by_field = sides.group_by("paper_a_category").len().sort("paper_a_category")
+    n_a = sides.filter(pl.col("correct_answer") == "A").height
     return {
-        "pairs": rows.height,
+        "pairs": sides.height,
         "per_field": {f: 0 for f in FIELDS} | dict(zip(by_field["paper_a_category"], by_field["len"])),
         "answer_A": n_a,
-        "answer_B": rows.height - n_a,
-        "share_A": round(n_a / rows.height, 4) if rows.height else None,
-        "papers": 2 * rows.height,
+        "answer_B": sides.height - n_a,
+        "share_A": round(n_a / sides.height, 4) if sides.height else None,
+        "papers": 2 * sides.height,
     }
 
 
@@ -210,15 +240,23 @@ def render_card(stats: dict, block: PairConfig) -> str:
     )
 
 
-def build(papers_path: str, citations_path: str, block: PairConfig, seed: int) -> tuple[dict[str, pl.DataFrame], dict]:
+def build(papers_path: str, citations_path: str, block: PairConfig, seed: int, outputs: dict[str, str],
+          chunk_rows: int = 100_000) -> dict:
+    """Select the pairs, write one parquet per split (``outputs``: split -> path) and return the stats."""
     cfg = dict(block.pairs, _seed=seed)
     papers, counts = load_papers(papers_path, citations_path, cfg["window"])
     pairs, more = select_pairs(papers, cfg)
-    rows = {s: materialize(pairs[s], papers, s, block, seed) for s in SPLITS}
-    stats = {"inputs": counts | more, "splits": {s: split_stats(rows[s]) for s in SPLITS}}
+    sides = {s: assign_sides(pairs[s], papers, s, seed) for s in SPLITS}
+    del papers, pairs
+    needed = pl.concat([sides[s].select(pl.col(f"paper_{x}_arxiv_id").alias("arxiv_id")) for s in SPLITS for x in "ab"])
+    texts = pl.scan_parquet(papers_path).select("arxiv_id", *TEXT_ATTRS).join(needed.lazy(), on="arxiv_id", how="semi").collect()
     for s in SPLITS:
-        log.info("%s: %d pairs, per field %s, share A %s", s, stats["splits"][s]["pairs"], stats["splits"][s]["per_field"], stats["splits"][s]["share_A"])
-    return rows, stats
+        write_split(sides[s], texts, s, block, outputs[s], chunk_rows)
+    stats = {"inputs": counts | more, "splits": {s: split_stats(sides[s]) for s in SPLITS}}
+    for s in SPLITS:
+        st = stats["splits"][s]
+        log.info("%s: %d pairs, per field %s, share A %s", s, st["pairs"], st["per_field"], st["share_A"])
+    return stats
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,12 +269,11 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument(f"--{s.replace('_', '-')}", required=True, help=f"output parquet of the {s} split")
     p.add_argument("--stats", required=True, help="output stats JSON")
     p.add_argument("--card", required=True, help="output dataset card (markdown)")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="rows rendered and written at a time (bounds memory)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     block = PairConfig.from_block(args.config_json)
-    rows, stats = build(args.papers, args.citations, block, args.seed)
-    for s in SPLITS:
-        write_parquet_atomic(rows[s], getattr(args, s))
+    stats = build(args.papers, args.citations, block, args.seed, {s: getattr(args, s) for s in SPLITS}, args.chunk_rows)
     write_json_atomic(args.stats, stats)
     write_text_atomic(args.card, render_card(stats, block))
 

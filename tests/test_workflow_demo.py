@@ -1,4 +1,4 @@
-"""The demo DAG end to end through Snakemake: data rules only (harvest readers -> papers -> citations -> pairs)."""
+"""The demo DAG end to end through Snakemake: readers -> papers -> citations -> pairs -> GRPO -> evaluation -> report."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import pytest
 from tests.workflow_runner import planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
-DATA_TARGETS = ("audit", "pairs", "papers", "citations")
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     write_config(workdir)
-    snakemake(workdir, "--cores", "2", *DATA_TARGETS)
+    snakemake(workdir, "--cores", "2")
     return workdir
 
 
@@ -38,14 +37,40 @@ def test_demo_builds_every_data_artifact(demo_run):
     assert any("abstract" in json.loads(r)["reason"] for r in rejects)
 
 
+def test_demo_trains_and_evaluates_the_scijudge_model(demo_run):
+    state = json.loads((demo_run / "results/scijudge/grpo/trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert (demo_run / "results/scijudge/grpo/final/config.json").exists()
+    metrics = json.loads((demo_run / "results/scijudge/eval/metrics.json").read_text())
+    assert set(metrics["models"]) == {"base", "grpo", "baseline"}
+    for model in metrics["models"].values():
+        assert set(model["splits"]) == {"test_id", "test_ood"}
+    baseline = metrics["models"]["baseline"]["splits"]["test_id"]["overall"]["value"]
+    assert baseline > 0.5, "the text baseline learns the demo's citation signal"
+    assert (demo_run / "results/scijudge/eval/accuracy.png").stat().st_size > 10_000
+
+
+def test_report_shows_table_chart_and_curves(demo_run):
+    snakemake(demo_run, "--report", "report.html")
+    html = (demo_run / "report.html").read_text(errors="replace")
+    for name in ("metrics.md", "accuracy.png", "curves.png", "both A/B orders"):
+        assert name in html, name
+
+
 def test_second_run_does_nothing(demo_run):
-    assert planned_jobs(snakemake(demo_run, "-n", *DATA_TARGETS)) == {}
+    assert planned_jobs(snakemake(demo_run, "-n")) == {}
 
 
 def test_changed_pair_threshold_reruns_only_pairs_and_what_follows(demo_run):
     cfg = write_config(demo_run, "changed.yaml", scijudge={"pairs": {"min_diff": 9}})
-    jobs = planned_jobs(snakemake(demo_run, "-n", *DATA_TARGETS, config=cfg))
-    assert set(jobs) - set(DATA_TARGETS) == {"scijudge_pairs", "scijudge_leakage_audit"}
+    jobs = planned_jobs(snakemake(demo_run, "-n", config=cfg))
+    downstream = {"scijudge_grpo", "scijudge_eval_model", "scijudge_baseline", "scijudge_metrics"}
+    assert set(jobs) - {"all"} == {"scijudge_pairs", "scijudge_leakage_audit"} | downstream
+
+
+def test_changed_eval_setting_reruns_only_the_evaluation(demo_run):
+    cfg = write_config(demo_run, "eval.yaml", scijudge={"eval": {"metrics": {"bootstrap": 300}}})
+    assert set(planned_jobs(snakemake(demo_run, "-n", config=cfg))) - {"all"} == {"scijudge_metrics"}
 
 
 def test_wrong_config_value_names_the_key(tmp_path):

@@ -1,0 +1,147 @@
+# SciJudge model line: GRPO (DAPO loss) on the train pairs, then the pairwise evaluation of the base model, the
+# trained model and a non-LLM baseline on the in-domain and temporal-OOD tests (both A/B orders per pair).
+
+GRPO = SJ["grpo"]
+SJ_EVAL = SJ["eval"]
+GRPO_DIR = f"{RESULTS}/scijudge/grpo"
+SJ_EVAL_DIR = f"{RESULTS}/scijudge/eval"
+SJ_MODELS = {"base": base_model(SJ["base_model"])}
+SJ_MODELS["grpo"] = ([f"{GRPO_DIR}/final"], f"{GRPO_DIR}/final")
+SJ_METRICS = f"{SJ_EVAL_DIR}/metrics.json"
+SJ_TEST = [PAIRS["test_id"], PAIRS["test_ood"]]
+
+
+def launch_args(launch):
+    return (
+        f"--accelerate-config {launch['accelerate_config']} --nodes {launch['nodes']}"
+        f" --gpus-per-node {launch['gpus_per_node']} --main-port {launch['main_port']}"
+    )
+
+
+def gpu_resources(launch, res):
+    """SLURM-facing resources of a training job: the slurm executor reads nodes, gpu (per node), cpus, memory."""
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "cpus_per_task": res["cpus_per_task"]}
+    if launch["gpus_per_node"]:
+        out |= {"nodes": launch["nodes"], "tasks_per_node": 1, "gpu": launch["gpus_per_node"]}
+        if res.get("gpu_model"):
+            out["gpu_model"] = res["gpu_model"]
+    return out
+
+
+rule scijudge_grpo:
+    input:
+        SJ_MODELS["base"][0],
+        train=PAIRS["train"],
+        audit=PAIRS_AUDIT,
+    output:
+        # the run directory itself is not an output: Snakemake deletes outputs of failed jobs, and the
+        # checkpoints inside must survive a kill or preemption so the rerun resumes from the last one
+        model=directory(f"{GRPO_DIR}/final"),
+        state=f"{GRPO_DIR}/trainer_state.json",
+        curves=report(
+            f"{GRPO_DIR}/curves.png", caption="report/scijudge_curves.rst", category="SciJudge", subcategory="training"
+        ),
+    params:
+        run_dir=GRPO_DIR,
+        model=SJ_MODELS["base"][1],
+        launch=launch_args(GRPO["launch"]),
+        trainer=lambda w: arg(GRPO["trainer"] | {"seed": config["seed"]}),
+    log:
+        f"{LOGS}/scijudge_grpo.log",
+    benchmark:
+        f"{BENCH}/scijudge_grpo.tsv"
+    threads: GRPO["resources"]["cpus_per_task"]
+    resources:
+        **gpu_resources(GRPO["launch"], GRPO["resources"]),
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "python -m workflow_scripts.train.launch {params.launch} -- -m workflow_scripts.train.grpo"
+        " --model {params.model} --train {input.train} --output-dir {params.run_dir} --reward scijudge"
+        " --config-json {params.trainer} > {log} 2>&1"
+
+
+rule scijudge_eval_model:
+    input:
+        lambda w: SJ_MODELS[w.model][0],
+        pairs=SJ_TEST,
+        audit=PAIRS_AUDIT,
+    output:
+        f"{SJ_EVAL_DIR}/predictions/{{model}}.parquet",
+    params:
+        model=lambda w: SJ_MODELS[w.model][1],
+        pairs=lambda w, input: " ".join(f"--pairs {p}" for p in input.pairs),
+        gen=lambda w: arg(SJ_EVAL["generation"]),
+        prompt=lambda w: arg({k: SJ[k] for k in ("today", "system_prompt", "user_template")}),
+    log:
+        f"{LOGS}/scijudge_eval_model/{{model}}.log",
+    benchmark:
+        f"{BENCH}/scijudge_eval_model/{{model}}.tsv"
+    wildcard_constraints:
+        model="|".join(SJ_MODELS),
+    threads: SJ_EVAL["resources"]["cpus_per_task"]
+    resources:
+        **gpu_resources({"gpus_per_node": 1 if SJ_EVAL["generation"]["backend"] == "vllm" else 0, "nodes": 1}, SJ_EVAL["resources"]),
+    conda:
+        "../envs/eval.yaml"
+    shell:
+        "python -m workflow_scripts.eval.scijudge predict --model {params.model} {params.pairs} --out {output}"
+        " --gen-json {params.gen} --prompt-json {params.prompt} > {log} 2>&1"
+
+
+rule scijudge_baseline:
+    input:
+        train=PAIRS["train"],
+        test=SJ_TEST,
+        audit=PAIRS_AUDIT,
+    output:
+        model=f"{SJ_EVAL_DIR}/baseline/model.joblib",
+        predictions=f"{SJ_EVAL_DIR}/predictions/baseline.parquet",
+    params:
+        params=lambda w: arg({k: v for k, v in SJ_EVAL["baseline"].items()}),
+        test=lambda w, input: " ".join(f"--pairs {p}" for p in input.test),
+        max_pairs=opt("--max-pairs", SJ_EVAL["generation"]["max_pairs"]),
+    log:
+        f"{LOGS}/scijudge_baseline.log",
+    benchmark:
+        f"{BENCH}/scijudge_baseline.tsv"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    conda:
+        "../envs/eval.yaml"
+    shell:
+        "(python -m workflow_scripts.eval.baseline train --pairs {input.train} --out {output.model} --params-json {params.params}"
+        " && python -m workflow_scripts.eval.baseline predict --model {output.model} {params.test}"
+        " --out {output.predictions} {params.max_pairs}) > {log} 2>&1"
+
+
+rule scijudge_metrics:
+    input:
+        # order matters: the first model is the reference of the paired differences (base model)
+        predictions=[f"{SJ_EVAL_DIR}/predictions/{m}.parquet" for m in ("base", "grpo", "baseline")],
+    output:
+        json=SJ_METRICS,
+        md=report(f"{SJ_EVAL_DIR}/metrics.md", caption="report/scijudge_table.rst", category="SciJudge", subcategory="evaluation"),
+        png=report(f"{SJ_EVAL_DIR}/accuracy.png", caption="report/scijudge_chart.rst", category="SciJudge", subcategory="evaluation"),
+    params:
+        preds=lambda w, input: " ".join(f"--predictions {p}" for p in input.predictions),
+        bootstrap=SJ_EVAL["metrics"]["bootstrap"],
+        level=SJ_EVAL["metrics"]["ci_level"],
+        fields=",".join(config["fields"]),
+        seed=config["seed"],
+    log:
+        f"{LOGS}/scijudge_metrics.log",
+    benchmark:
+        f"{BENCH}/scijudge_metrics.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/eval.yaml"
+    shell:
+        "python -m workflow_scripts.eval.scijudge metrics {params.preds} --labels base,grpo,baseline"
+        " --out-json {output.json} --out-md {output.md} --out-png {output.png} --bootstrap {params.bootstrap}"
+        " --ci-level {params.level} --seed {params.seed} --fields {params.fields} > {log} 2>&1"

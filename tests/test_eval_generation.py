@@ -1,0 +1,97 @@
+import importlib.util
+import json
+
+import polars as pl
+import pytest
+
+from tests.fixtures_models import SYSTEM_PROMPT, TODAY, USER_TEMPLATE, make_pairs
+from workflow_scripts.eval import generation, scijudge
+from workflow_scripts.eval.generation import BackendUnavailableError, GenConfig, load_generator
+
+PROMPT = {"system_prompt": SYSTEM_PROMPT, "user_template": USER_TEMPLATE, "today": TODAY}
+NO_VLLM = importlib.util.find_spec("vllm") is None
+
+
+def _convs(n=3):
+    # different lengths, so a batch needs (left) padding
+    return [[{"role": "system", "content": "sys"}, {"role": "user", "content": "Paper A or B? " * (k + 1)}]
+            for k in range(n)]
+
+
+def test_hf_sampling_is_deterministic_given_seed(tiny_model_dir):
+    gen = load_generator(tiny_model_dir, {"max_new_tokens": 12, "batch_size": 2, "seed": 11})
+    first = gen.generate(_convs())
+    assert [g.text for g in first] == [g.text for g in gen.generate(_convs())]
+    again = load_generator(tiny_model_dir, {"max_new_tokens": 12, "batch_size": 2, "seed": 11}).generate(_convs())
+    assert first == again
+    for g in first:
+        assert isinstance(g.text, str) and 1 <= g.num_tokens <= 12
+        assert g.finished or g.num_tokens == 12
+    other = load_generator(tiny_model_dir, {"max_new_tokens": 12, "batch_size": 2, "seed": 12}).generate(_convs())
+    assert [g.text for g in other] != [g.text for g in first]
+
+
+def test_hf_greedy_batched_equals_one_by_one(tiny_model_dir):
+    # the repetition penalty keeps the random model from repeating one token, so the outputs depend on the prompt
+    # (with right padding, or without the attention mask, the padded prompts come out different)
+    settings = {"temperature": 0, "max_new_tokens": 8, "repetition_penalty": 5.0}
+    batched = load_generator(tiny_model_dir, {**settings, "batch_size": 3}).generate(_convs())
+    single = load_generator(tiny_model_dir, {**settings, "batch_size": 1}).generate(_convs())
+    assert batched == single
+    assert len({g.text for g in batched}) > 1
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="unknown generation setting"):
+        GenConfig.from_dict({"temprature": 0.7})
+    with pytest.raises(ValueError, match="backend 'tgi' unknown"):
+        GenConfig.from_dict({"backend": "tgi"})
+
+
+@pytest.mark.skipif(not NO_VLLM, reason="vllm is installed here")
+def test_vllm_without_vllm_fails_at_once_with_the_fix(tmp_path):
+    with pytest.raises(BackendUnavailableError, match=r"backend 'vllm'.*pip install vllm"):
+        load_generator(tmp_path / "no-model", {"backend": "vllm"})
+    # before the pairs are even read
+    with pytest.raises(BackendUnavailableError, match="vllm"):
+        scijudge.main(["predict", "--model", str(tmp_path / "no-model"), "--pairs", str(tmp_path / "missing.parquet"),
+                       "--out", str(tmp_path / "p.parquet"), "--gen-json", '{"backend": "vllm"}',
+                       "--prompt-json", json.dumps(PROMPT)])
+
+
+def test_scijudge_predict_asks_both_orders(tiny_model_dir, tmp_path):
+    pairs_path = tmp_path / "test.parquet"
+    pairs = pl.concat([make_pairs(3, seed=1, split="test_id"), make_pairs(2, seed=2, split="test_ood")])
+    pairs.write_parquet(pairs_path)
+    out = tmp_path / "pred.parquet"
+    gen = {"backend": "hf", "temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_new_tokens": 8, "batch_size": 4,
+           "seed": 1234, "max_pairs": 2}
+    scijudge.main(["predict", "--model", str(tiny_model_dir), "--pairs", str(pairs_path), "--out", str(out),
+                   "--gen-json", json.dumps(gen), "--prompt-json", json.dumps(PROMPT)])
+    df = pl.read_parquet(out)
+    assert dict(df.schema) == scijudge.PREDICTION_SCHEMA
+    assert df["split"].to_list() == ["test_id", "test_id", "test_ood", "test_ood"]  # max_pairs per split
+    assert (df["expected_swap"] != df["expected_orig"]).all()
+    assert df["num_tokens_orig"].max() <= 8 and df["raw_swap"].null_count() == 0
+    # a random tiny model rarely writes a well-formed answer: unparseable -> null answer, wrong
+    assert (df["answer_orig"].is_null() | df["answer_orig"].is_in(["A", "B"])).all()
+    assert not df.filter(pl.col("answer_orig").is_null())["correct_orig"].any()
+
+
+def test_swapped_conversation_shows_b_first():
+    pairs = make_pairs(1)
+    convs = scijudge.conversations(pairs, PROMPT)
+    a, b = pairs["paper_a_title"][0], pairs["paper_b_title"][0]
+    assert convs["orig"][0] == pairs["messages"][0].to_list()  # as the pair builder wrote it
+    user = convs["swap"][0][1]["content"]
+    assert user.index(f"Title: {b}") < user.index(f"Title: {a}")
+
+
+def test_generation_cli(tiny_model_dir, tmp_path):
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pl.DataFrame({"id": [1, 2], "messages": _convs(2)}).write_parquet(src)
+    generation.main(["--model", str(tiny_model_dir), "--input", str(src), "--out", str(out),
+                     "--gen-json", '{"max_new_tokens": 4, "temperature": 0}'])
+    df = pl.read_parquet(out)
+    assert df.columns == ["id", "messages", "generation", "num_tokens", "finished"]
+    assert df["num_tokens"].max() <= 4

@@ -1,0 +1,124 @@
+"""Build the SciJudge SFT format warm-up set: each train pair's prompt plus a short, well-formed assistant answer.
+
+A policy that never writes a parseable ``<answer>X</answer>`` gets reward 0 on every GRPO sample, so GRPO has no
+signal (the from-scratch demo model is such a policy). A short supervised pass on this set teaches the output shape
+first. The completion is ``<reason>{one sentence}</reason>\\n<answer>{correct_answer}</answer>``: the sentence is
+built from the two papers' titles and dates only (never the citation counts), short on purpose so that a tiny model
+learns where the tags open and close. Only pairs of the train split are accepted, so no test pair reaches training.
+
+Output columns: ``prompt`` (the pair's system + user messages, unchanged), ``completion`` (one assistant message),
+the TRL SFTTrainer conversational prompt-completion format (loss on the completion only), plus ``pair_id`` and
+``correct_answer`` for tracing (workflow_scripts.train.sft drops them).
+
+    python -m workflow_scripts.datasets.scijudge_sft --pairs train.parquet --out sft.parquet [--max-pairs N] --seed S
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Mapping, Sequence
+
+import polars as pl
+
+from workflow_scripts.common.answers import is_well_formatted, parse_answer
+from workflow_scripts.common.cli import parser, setup_logging
+from workflow_scripts.common.io import write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("pair_id", "split", "messages", "correct_answer", "paper_a_title", "paper_b_title", "paper_a_date",
+            "paper_b_date")
+TRAIN_SPLIT = "train"
+
+
+def reason_text(pair: Mapping) -> str:
+    """One sentence naming the chosen paper by its title and placing it in time against the other one.
+
+    The letter of the chosen paper is the correct answer; nothing in the sentence comes from citation counts.
+    """
+    chosen, other = ("a", "b") if pair["correct_answer"] == "A" else ("b", "a")
+    date_c, date_o = pair[f"paper_{chosen}_date"], pair[f"paper_{other}_date"]
+    when = "older than" if date_c < date_o else "newer than" if date_c > date_o else "as old as"
+    title = " ".join(str(pair[f"paper_{chosen}_title"]).split())  # one line, no stray whitespace
+    return f"Paper {pair['correct_answer']}, {title}, is {when} the other."
+
+
+def completion_text(pair: Mapping) -> str:
+    return f"<reason>{reason_text(pair)}</reason>\n<answer>{pair['correct_answer']}</answer>"
+
+
+def check_pairs(df: pl.DataFrame, path: str) -> None:
+    """Refuse what would train on the wrong thing, naming the file and the first bad records."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a SciJudge pairs file, missing column(s) {missing}")
+    checks = [
+        # the warm-up trains on these answers: a test pair here would leak its label into the evaluated model
+        (pl.col("split").ne_missing(TRAIN_SPLIT), f"split is not {TRAIN_SPLIT!r} (only train pairs may be used)"),
+        (~pl.col("correct_answer").is_in(["A", "B"]) | pl.col("correct_answer").is_null(),
+         "correct_answer not in {A, B}"),
+        (pl.col("messages").list.len().fill_null(0) == 0, "no prompt messages"),
+        (pl.col("messages").list.last().struct.field("role") == "assistant", "prompt ends with an assistant turn"),
+        (pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED[4:]), "missing title or date"),
+        # a tag inside a title would put a second tag into the completion, which the parser rejects
+        (pl.any_horizontal(pl.col(f"paper_{s}_title").str.contains("</?(?:reason|answer)>") for s in "ab"),
+         "a title contains a <reason>/<answer> tag"),
+    ]
+    for bad, why in checks:
+        ids = df.filter(bad)["pair_id"].head(5).to_list()
+        if ids:
+            raise ValueError(f"{path}: {why} in pair(s) {ids}")
+    dup = df.filter(pl.col("pair_id").is_duplicated())["pair_id"].unique().sort().head(5).to_list()
+    if dup:
+        raise ValueError(f"{path}: pair_id(s) occur more than once: {dup}")
+
+
+def sample(df: pl.DataFrame, max_pairs: int | None, seed: int) -> pl.DataFrame:
+    """``max_pairs`` pairs chosen by a seeded hash of pair_id: independent of row order, nested as N grows (a larger
+    N keeps the smaller sample). Selected rows keep their file order."""
+    if max_pairs is None or max_pairs >= df.height:
+        return df
+    key = pl.Series("_key", [hashlib.sha256(f"{seed}:{p}".encode()).hexdigest() for p in df["pair_id"]])
+    return df.with_columns(key).filter(pl.col("_key").rank("ordinal") <= max_pairs).drop("_key")
+
+
+def build(df: pl.DataFrame, path: str = "<pairs>", max_pairs: int | None = None, seed: int = 0) -> pl.DataFrame:
+    check_pairs(df, path)
+    df = sample(df, max_pairs, seed)
+    rows = df.select(REQUIRED).to_dicts()
+    completions = []
+    for row in rows:
+        text = completion_text(row)
+        # the warm-up only helps if the rewards and the evaluation accept exactly what it teaches
+        if parse_answer(text) != row["correct_answer"] or not is_well_formatted(text):
+            raise ValueError(f"{path}: pair {row['pair_id']!r}: the built completion does not parse: {text!r}")
+        completions.append([{"role": "assistant", "content": text}])
+    return pl.DataFrame(
+        {
+            "pair_id": df["pair_id"],
+            "prompt": df["messages"],  # as built by scijudge_pairs, not re-rendered: the GRPO and eval prompts
+            "completion": pl.Series(completions, dtype=df.schema["messages"]),
+            "correct_answer": df["correct_answer"],
+        }
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--pairs", required=True, help="SciJudge train pairs parquet (split 'train' only)")
+    p.add_argument("--out", required=True, help="output SFT parquet (prompt, completion, pair_id, correct_answer)")
+    p.add_argument("--max-pairs", type=int, default=None, help="keep this many pairs (seeded sample); all if unset")
+    p.add_argument("--seed", type=int, required=True, help="seed of the --max-pairs sample")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.max_pairs is not None and args.max_pairs < 1:
+        p.error("--max-pairs must be at least 1")
+    out = build(pl.read_parquet(args.pairs), args.pairs, args.max_pairs, args.seed)
+    write_parquet_atomic(out, args.out)
+    n_a = int((out["correct_answer"] == "A").sum())
+    log.info("wrote %d SFT examples (%d A, %d B) to %s", out.height, n_a, out.height - n_a, args.out)
+
+
+if __name__ == "__main__":
+    main()

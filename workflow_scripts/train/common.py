@@ -1,0 +1,198 @@
+"""What the SFT and GRPO entry points share: model arguments and loading (LoRA/QLoRA), machine-dependent training
+settings, resume from the last checkpoint, the final save (merged or not) and the curves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from trl import ModelConfig
+
+log = logging.getLogger(__name__)
+_USER_TENSORBOARD_DIR = os.environ.get("TENSORBOARD_LOGGING_DIR")
+
+FINAL_DIR = "final"  # the trained model, save_pretrained format (merged weights when merge_and_save)
+ADAPTER_DIR = "adapter"  # the LoRA adapter, kept next to the merged model when merge_and_save
+CURVES_PNG = "curves.png"
+TRAINER_STATE = "trainer_state.json"
+
+
+@dataclass
+class ModelArgs(ModelConfig):
+    """TRL's ModelConfig (dtype, attn_implementation, use_peft, lora_*, load_in_4bit, bnb_4bit_quant_type ...) plus
+    a compute dtype of its own for 4-bit layers, which TRL ties to ``dtype``."""
+
+    bnb_4bit_compute_dtype: str = "bfloat16"
+    # PEFT runs: final/ = the adapter merged into an unquantized base in merge_dtype (the adapter goes to adapter/)
+    merge_and_save: bool = False
+    merge_dtype: str = "bfloat16"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.merge_and_save and not self.use_peft:
+            raise ValueError("merge_and_save merges a LoRA adapter: it needs use_peft: true")
+
+
+def training_kwargs(trl_kwargs: Mapping[str, Any], output_dir: str | os.PathLike) -> dict[str, Any]:
+    """Fill what depends on the machine and environment, not on the recipe: device, precision, loggers."""
+    import torch
+
+    kw = dict(trl_kwargs)
+    kw["output_dir"] = str(output_dir)
+    cuda = torch.cuda.is_available()
+    if kw.get("use_cpu") is None:
+        kw["use_cpu"] = not cuda
+    if kw.get("bf16") is None:  # bf16 mixed precision where the GPU has it; fp32 on CPU (fast and exact there)
+        kw["bf16"] = bool(cuda and not kw["use_cpu"] and torch.cuda.is_bf16_supported())
+    kw["report_to"] = _report_to(kw.get("report_to", ["tensorboard"]))
+    # a fixed directory (not runs/<date>_<host>) so a resumed run appends to the same TensorBoard logs; set per
+    # call (not setdefault) so that several runs in one process each log to their own output dir
+    os.environ["TENSORBOARD_LOGGING_DIR"] = _USER_TENSORBOARD_DIR or str(Path(output_dir) / "tensorboard")
+    return kw
+
+
+def _report_to(value: str | Sequence[str] | None) -> list[str]:
+    targets = [value] if isinstance(value, str) else list(value or [])
+    if "none" in targets:
+        return []
+    if "wandb" in targets and not os.environ.get("WANDB_API_KEY"):
+        log.warning("report_to lists wandb but WANDB_API_KEY is not set: not reporting to W&B")
+        targets.remove("wandb")
+    return targets
+
+
+def require_vllm(trl_kwargs: Mapping[str, Any]) -> None:
+    """use_vllm asked and vLLM absent: fail now, not after the model is loaded and the data tokenized."""
+    import importlib.util
+
+    if trl_kwargs.get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        raise RuntimeError(
+            "use_vllm is true but vllm is not importable in this environment: install vllm (see envs/) "
+            "or set use_vllm: false to generate with transformers"
+        )
+
+
+def load_model(model_path: str, margs: ModelArgs, targs):
+    """Load the base model after the TRL config exists (so DeepSpeed ZeRO-3 can partition it at load time).
+
+    4-bit/8-bit (QLoRA): bitsandbytes layers, placed on this process's device at load, then PEFT's
+    prepare_model_for_kbit_training (fp32 norms/embeddings, input grads for gradient checkpointing).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = {"revision": margs.model_revision}
+    if margs.dtype:
+        kwargs["dtype"] = margs.dtype if margs.dtype == "auto" else getattr(torch, margs.dtype)
+    if margs.attn_implementation:
+        kwargs["attn_implementation"] = margs.attn_implementation
+    quantized = margs.load_in_4bit or margs.load_in_8bit
+    if quantized:
+        if not margs.use_peft:
+            raise ValueError("load_in_4bit/load_in_8bit trains adapters only: set use_peft: true (QLoRA)")
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=margs.load_in_4bit,
+            load_in_8bit=margs.load_in_8bit,
+            bnb_4bit_quant_type=margs.bnb_4bit_quant_type,
+            bnb_4bit_compute_dtype=getattr(torch, margs.bnb_4bit_compute_dtype),
+            bnb_4bit_use_double_quant=margs.use_bnb_nested_quant,
+            bnb_4bit_quant_storage=margs.bnb_4bit_quant_storage,
+        )
+        if torch.cuda.is_available() and not targs.use_cpu:
+            from accelerate import PartialState
+
+            kwargs["device_map"] = {"": PartialState().local_process_index}
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=targs.gradient_checkpointing,
+            gradient_checkpointing_kwargs=targs.gradient_checkpointing_kwargs,
+        )
+    return model
+
+
+def peft_config(margs: ModelArgs):
+    from trl import get_peft_config
+
+    return get_peft_config(margs)
+
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest complete checkpoint (as transformers' get_last_checkpoint, but skipping a checkpoint whose save
+    was killed midway: the Trainer writes trainer_state.json last, so a checkpoint without it is incomplete)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    found = sorted(
+        (int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))
+    )
+    for step, path in reversed(found):
+        if (path / TRAINER_STATE).exists():
+            return str(path)
+        log.warning("ignoring incomplete checkpoint %s (no %s)", path, TRAINER_STATE)
+    return None
+
+
+def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs) -> Path:
+    """Train (resuming from the newest checkpoint in ``output_dir``), then save state, final model and curves.
+
+    ``final/`` holds what the trainer saves (full weights, or the adapter of an unmerged PEFT run); with
+    merge_and_save it holds the adapter merged into the base model in merge_dtype, the adapter going to ``adapter/``.
+    """
+    output_dir = Path(output_dir)
+    resume = last_checkpoint(output_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()  # output_dir/trainer_state.json (main process)
+
+    staging = output_dir / ".final.tmp"
+    main = trainer.accelerator.is_main_process
+    if main and staging.exists():
+        shutil.rmtree(staging)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(staging))  # every rank: ZeRO-3 gathers the 16-bit weights here
+    trainer.accelerator.wait_for_everyone()
+    final = output_dir / FINAL_DIR
+    if main:
+        if margs.merge_and_save:
+            _replace_dir(staging, output_dir / ADAPTER_DIR)
+            merge_adapter(margs.model_name_or_path, output_dir / ADAPTER_DIR, staging, margs.merge_dtype)
+        # final/ appears complete or not at all, so a Snakemake directory() output is never half-written
+        _replace_dir(staging, final)
+        from workflow_scripts.train.curves import plot_log_history
+
+        plot_log_history(trainer.state.log_history, output_dir / CURVES_PNG)
+        log.info("final model in %s (global step %d)", final, trainer.state.global_step)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path, dtype: str) -> None:
+    """Merge a LoRA adapter into a fresh unquantized copy of the base (QLoRA adapters too) and save it."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=getattr(torch, dtype))
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(out_dir)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
