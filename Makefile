@@ -19,4 +19,4 @@ demo: setup
 	$(VENV)/bin/snakemake --profile profiles/local
 
 test: setup
-	$(PY) -m pytest -n 2 --durations=15 tests
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 tests

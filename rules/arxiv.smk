@@ -2,22 +2,20 @@
 # Harvest rules track a small `.done.json`, not the page directory: Snakemake deletes the declared outputs of a
 # failed job, and pages already downloaded must survive a kill so the rerun resumes.
 
-ARXIV = config["arxiv"]
-RAW = f"{RESULTS}/raw"
-INTERIM = f"{RESULTS}/interim/arxiv"
-PAPERS = f"{RESULTS}/arxiv/papers.parquet"
+# downloads run on the submitting host: compute nodes often have no internet, and these jobs mostly wait on rate limits
+localrules:
+    arxiv_oai_harvest,
+    arxiv_api_fetch,
+
+
 FIELD_ARGS = f"--fields {arg(config['fields'])} --unmapped-field {arg(config['unmapped_field'])}"
-
-
-def reader_output(reader):
-    return f"{INTERIM}/{reader}.parquet"
 
 
 rule arxiv_oai_harvest:
     output:
         done=f"{RAW}/oai_pmh/{{oai_set}}.done.json",
     params:
-        pages=lambda w: f"{RAW}/oai_pmh/{w.oai_set}",
+        pages=lambda w, output: harvested(output.done),
         oai_set=lambda w: OAI_SETS[w.oai_set],
         base_url=ARXIV["oai_pmh"]["base_url"],
         prefix=ARXIV["oai_pmh"]["metadata_prefix"],
@@ -43,29 +41,15 @@ rule arxiv_oai_harvest:
         " --done {output.done} > {log} 2>&1"
 
 
-def oai_pages(wildcards=None):
-    block = ARXIV["oai_pmh"]
-    if block["mode"] == "snapshot":
-        return [block["snapshot_dir"]]
-    return [f"{RAW}/oai_pmh/{s}.done.json" for s in OAI_SETS]
-
-
-def oai_page_dirs():
-    block = ARXIV["oai_pmh"]
-    if block["mode"] == "snapshot":
-        return [block["snapshot_dir"]]
-    return [f"{RAW}/oai_pmh/{s}" for s in OAI_SETS]
-
-
 rule arxiv_oai_parse:
     input:
-        oai_pages,
+        reader_input("oai_pmh"),
     output:
         papers=reader_output("oai_pmh"),
         rejects=f"{INTERIM}/oai_pmh.rejects.jsonl",
         summary=f"{INTERIM}/oai_pmh.summary.json",
     params:
-        pages=" ".join(oai_page_dirs()),
+        pages=lambda w, input: " ".join(map(harvested, input)),
         fields=FIELD_ARGS,
     log:
         f"{LOGS}/arxiv_oai_parse.log",
@@ -83,6 +67,9 @@ rule arxiv_oai_parse:
 
 
 if ARXIV["dump"]["mode"] == "download":
+
+    localrules:
+        arxiv_dump_download,
 
     rule arxiv_dump_download:
         output:
@@ -137,7 +124,7 @@ rule arxiv_api_fetch:
     output:
         done=f"{RAW}/arxiv_api.done.json",
     params:
-        feeds=f"{RAW}/arxiv_api",
+        feeds=lambda w, output: harvested(output.done),
         queries=arg(ARXIV["api"]["queries"]),
         base_url=ARXIV["api"]["base_url"],
         page_size=ARXIV["api"]["page_size"],
@@ -160,20 +147,15 @@ rule arxiv_api_fetch:
         " --num-retries {params.retries} --done {output.done} > {log} 2>&1"
 
 
-def api_feeds_dir():
-    block = ARXIV["api"]
-    return block["snapshot_dir"] if block["mode"] == "snapshot" else f"{RAW}/arxiv_api"
-
-
 rule arxiv_api_parse:
     input:
-        ARXIV["api"]["snapshot_dir"] if ARXIV["api"]["mode"] == "snapshot" else rules.arxiv_api_fetch.output.done,
+        reader_input("api"),
     output:
         papers=reader_output("api"),
         rejects=f"{INTERIM}/api.rejects.jsonl",
         summary=f"{INTERIM}/api.summary.json",
     params:
-        feeds=api_feeds_dir(),
+        feeds=lambda w, input: " ".join(map(harvested, input)),
         fields=FIELD_ARGS,
     log:
         f"{LOGS}/arxiv_api_parse.log",

@@ -1,9 +1,8 @@
+localrules:
+    citations_fetch,
+
+
 # Citation counts for every paper: Semantic Scholar batch API or OpenAlex (config citations.source).
-
-CIT = config["citations"]
-CITATIONS = f"{RESULTS}/arxiv/citations.parquet"
-CIT_RAW = f"{RAW}/citations/{CIT['source']}"
-
 
 rule citations_fetch:
     input:
@@ -12,7 +11,7 @@ rule citations_fetch:
         done=f"{RAW}/citations/{CIT['source']}.done.json",
     params:
         source=CIT["source"],
-        responses=CIT_RAW,
+        responses=lambda w, output: harvested(output.done),
         base_url=CIT[CIT["source"]]["base_url"],
         batch_size=CIT[CIT["source"]]["batch_size"],
         # only the *name* of the variable holding the key: secrets never enter params, logs or outputs
@@ -43,14 +42,14 @@ rule citations_fetch:
 rule citations_table:
     input:
         papers=PAPERS,
-        responses=CIT["snapshot_dir"] if CIT["mode"] == "snapshot" else rules.citations_fetch.output.done,
+        responses=citation_responses(),
     output:
         citations=CITATIONS,
         report=f"{RESULTS}/arxiv/citations.report.json",
         rejects=f"{RESULTS}/arxiv/citations.rejects.jsonl",
     params:
         source=CIT["source"],
-        responses=CIT["snapshot_dir"] if CIT["mode"] == "snapshot" else CIT_RAW,
+        responses=lambda w, input: harvested(input.responses),
     log:
         f"{LOGS}/citations_table.log",
     benchmark:

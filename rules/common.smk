@@ -23,9 +23,28 @@ _conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_metho
 _path = "" if _conda else f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
 shell.prefix(f"set -euo pipefail; {_path}export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
+# ---- paths: one place for every artifact the rules share
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
+RAW = f"{RESULTS}/raw"  # harvested native-format files (kept across failed jobs: never a declared output)
+INTERIM = f"{RESULTS}/interim/arxiv"
+PAPERS = f"{RESULTS}/arxiv/papers.parquet"
+CITATIONS = f"{RESULTS}/arxiv/citations.parquet"
+DEMO = config["demo"]["out_dir"]
+PAIRS_DIR = f"{RESULTS}/scijudge/pairs"
+PAIRS = {s: f"{PAIRS_DIR}/{s}.parquet" for s in ("train", "test_id", "test_ood")}
+PAIRS_CARD = f"{PAIRS_DIR}/README.md"
+PAIRS_AUDIT = f"{PAIRS_DIR}/leakage_audit.json"
+TINY_MODEL = f"{RESULTS}/models/tiny-base"
+GRPO_DIR = f"{RESULTS}/scijudge/grpo"
+SJ_EVAL_DIR = f"{RESULTS}/scijudge/eval"
+SJ_METRICS = f"{SJ_EVAL_DIR}/metrics.json"
+SJ_TEST = [PAIRS["test_id"], PAIRS["test_ood"]]
+
+ARXIV = config["arxiv"]
+CIT = config["citations"]
+SJ = config["scijudge"]
 
 
 def arg(value):
@@ -48,8 +67,55 @@ def slug(name):
     return name.replace(":", "+")
 
 
-OAI_SETS = {slug(s): s for s in config["arxiv"]["oai_pmh"]["sets"]}
-API_QUERIES = {q["name"]: q for q in config["arxiv"]["api"]["queries"]}
+def harvested(done_or_dir):
+    """The directory of native files behind a harvest's `.done.json` (a snapshot directory is itself)."""
+    return done_or_dir.removesuffix(".done.json")
+
+
+def reader_output(reader):
+    return f"{INTERIM}/{reader}.parquet"
+
+
+def reader_input(reader):
+    """What a reader parses: the snapshot directory, or the harvest's `.done.json` marker(s)."""
+    block = ARXIV[reader]
+    if block["mode"] == "snapshot":
+        return [block["snapshot_dir"]]
+    if reader == "oai_pmh":
+        return [f"{RAW}/oai_pmh/{s}.done.json" for s in OAI_SETS]
+    return [f"{RAW}/arxiv_api.done.json"]
+
+
+def citation_responses():
+    return CIT["snapshot_dir"] if CIT["mode"] == "snapshot" else f"{RAW}/citations/{CIT['source']}.done.json"
+
+
+def base_model_input(name):
+    """The tiny demo model is a rule output; a hub id or a local directory is used as given."""
+    return {"model": TINY_MODEL} if name == "tiny" else {}
+
+
+def launch_args(launch):
+    return (
+        f"--accelerate-config {launch['accelerate_config']} --nodes {launch['nodes']}"
+        f" --gpus-per-node {launch['gpus_per_node']} --main-port {launch['main_port']}"
+        f" --vllm-server-gpus {launch['vllm_server_gpus']}"
+    )
+
+
+def slurm_resources(res, nodes=1, gpus_per_node=0):
+    """SLURM-facing resources of a job. GPUs go as a per-node `gres` (the plugin's `gpu` resource becomes
+    `--gpus`, a job-wide total); no `tasks`: `sbatch --nodes N` gives the one task per node the launcher expects."""
+    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "cpus_per_task": res["cpus_per_task"]}
+    if nodes > 1:
+        out["nodes"] = nodes
+    if gpus_per_node:
+        model = res.get("gpu_model")
+        out["gres"] = f"gpu:{model}:{gpus_per_node}" if model else f"gpu:{gpus_per_node}"
+    return out
+
+
+OAI_SETS = {slug(s): s for s in ARXIV["oai_pmh"]["sets"]}
 
 
 wildcard_constraints:

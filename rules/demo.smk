@@ -1,7 +1,5 @@
 # The offline demo corpus: native-format snapshots of synthetic papers that the readers consume in snapshot mode.
 
-DEMO = config["demo"]["out_dir"]
-
 if config["demo"]["enabled"]:
 
     rule demo_snapshots:
@@ -13,7 +11,7 @@ if config["demo"]["enabled"]:
             openalex=directory(f"{DEMO}/openalex"),
             truth=f"{DEMO}/truth.parquet",
         params:
-            out_dir=DEMO,
+            out_dir=lambda w, output: os.path.dirname(output.truth),
             n_papers=config["demo"]["n_papers"],
             seed=config["seed"],
             start=config["demo"]["start_date"],

@@ -2,9 +2,6 @@
 # scratch (random init, BPE tokenizer trained on the harvested titles and abstracts) so the demo and the tests run
 # the same from_pretrained code path as production.
 
-TINY_MODEL = f"{RESULTS}/models/tiny-base"
-
-
 rule tiny_base_model:
     input:
         corpus=PAPERS,
@@ -26,10 +23,3 @@ rule tiny_base_model:
     shell:
         "python -m workflow_scripts.train.tiny_model build --corpus {input.corpus} --text-columns title,abstract"
         " --out-dir {output} {params.sizes} --seed {params.seed} > {log} 2>&1"
-
-
-def base_model(name):
-    """(input files, path for --model): the tiny model is a rule output, anything else is used as given."""
-    if name == "tiny":
-        return [TINY_MODEL], TINY_MODEL
-    return [], name

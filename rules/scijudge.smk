@@ -1,12 +1,5 @@
 # SciJudge: citation preference pairs (train / in-domain test / temporal-OOD test) and the leakage audit.
 
-SJ = config["scijudge"]
-PAIRS_DIR = f"{RESULTS}/scijudge/pairs"
-PAIRS = {s: f"{PAIRS_DIR}/{s}.parquet" for s in ("train", "test_id", "test_ood")}
-PAIRS_CARD = f"{PAIRS_DIR}/README.md"
-PAIRS_AUDIT = f"{PAIRS_DIR}/leakage_audit.json"
-
-
 rule scijudge_pairs:
     input:
         papers=PAPERS,

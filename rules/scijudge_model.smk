@@ -3,34 +3,16 @@
 
 GRPO = SJ["grpo"]
 SJ_EVAL = SJ["eval"]
-GRPO_DIR = f"{RESULTS}/scijudge/grpo"
-SJ_EVAL_DIR = f"{RESULTS}/scijudge/eval"
-SJ_MODELS = {"base": base_model(SJ["base_model"])}
-SJ_MODELS["grpo"] = ([f"{GRPO_DIR}/final"], f"{GRPO_DIR}/final")
-SJ_METRICS = f"{SJ_EVAL_DIR}/metrics.json"
-SJ_TEST = [PAIRS["test_id"], PAIRS["test_ood"]]
-
-
-def launch_args(launch):
-    return (
-        f"--accelerate-config {launch['accelerate_config']} --nodes {launch['nodes']}"
-        f" --gpus-per-node {launch['gpus_per_node']} --main-port {launch['main_port']}"
-    )
-
-
-def gpu_resources(launch, res):
-    """SLURM-facing resources of a training job: the slurm executor reads nodes, gpu (per node), cpus, memory."""
-    out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "cpus_per_task": res["cpus_per_task"]}
-    if launch["gpus_per_node"]:
-        out |= {"nodes": launch["nodes"], "tasks_per_node": 1, "gpu": launch["gpus_per_node"]}
-        if res.get("gpu_model"):
-            out["gpu_model"] = res["gpu_model"]
-    return out
+# model label -> (named inputs, the --model argument)
+SJ_MODELS = {
+    "base": (base_model_input(SJ["base_model"]), TINY_MODEL if SJ["base_model"] == "tiny" else SJ["base_model"]),
+    "grpo": ({"model": f"{GRPO_DIR}/final"}, f"{GRPO_DIR}/final"),
+}
 
 
 rule scijudge_grpo:
     input:
-        SJ_MODELS["base"][0],
+        **SJ_MODELS["base"][0],
         train=PAIRS["train"],
         audit=PAIRS_AUDIT,
     output:
@@ -42,8 +24,8 @@ rule scijudge_grpo:
             f"{GRPO_DIR}/curves.png", caption="report/scijudge_curves.rst", category="SciJudge", subcategory="training"
         ),
     params:
-        run_dir=GRPO_DIR,
-        model=SJ_MODELS["base"][1],
+        run_dir=lambda w, output: os.path.dirname(output.state),
+        model=lambda w, input: input.get("model", SJ["base_model"]),
         launch=launch_args(GRPO["launch"]),
         trainer=lambda w: arg(GRPO["trainer"] | {"seed": config["seed"]}),
     log:
@@ -52,7 +34,7 @@ rule scijudge_grpo:
         f"{BENCH}/scijudge_grpo.tsv"
     threads: GRPO["resources"]["cpus_per_task"]
     resources:
-        **gpu_resources(GRPO["launch"], GRPO["resources"]),
+        **slurm_resources(GRPO["resources"], GRPO["launch"]["nodes"], GRPO["launch"]["gpus_per_node"]),
     conda:
         "../envs/train.yaml"
     shell:
@@ -63,7 +45,7 @@ rule scijudge_grpo:
 
 rule scijudge_eval_model:
     input:
-        lambda w: SJ_MODELS[w.model][0],
+        unpack(lambda w: SJ_MODELS[w.model][0]),
         pairs=SJ_TEST,
         audit=PAIRS_AUDIT,
     output:
@@ -81,7 +63,7 @@ rule scijudge_eval_model:
         model="|".join(SJ_MODELS),
     threads: SJ_EVAL["resources"]["cpus_per_task"]
     resources:
-        **gpu_resources({"gpus_per_node": 1 if SJ_EVAL["generation"]["backend"] == "vllm" else 0, "nodes": 1}, SJ_EVAL["resources"]),
+        **slurm_resources(SJ_EVAL["resources"], gpus_per_node=SJ_EVAL["resources"].get("gpus", 0)),
     conda:
         "../envs/eval.yaml"
     shell:

@@ -62,14 +62,10 @@ def test_single_node_outside_slurm():
 
 def test_multi_node_srun(tmp_path):
     plan = launch.build_plan(CFG, ENTRY, nodes=3, gpus_per_node=4, main_port=29511, env=SLURM, use_scontrol=False)
-    assert plan.command[:7] == ["srun", "--nodes", "3", "--ntasks-per-node", "1", "--kill-on-bad-exit=1", "bash"]
-    assert plan.command[7] == "-c" and (plan.num_machines, plan.num_processes) == (3, 12)
-    script = plan.command[8]
-    # run the per-task script the way each srun task would, with `exec` swapped for printing its argv
-    probe = script.replace("exec ", "printf '%s\\n' ", 1)
-    argv = subprocess.run(["bash", "-c", probe], env={**os.environ, "SLURM_PROCID": "2"},
-                          capture_output=True, text=True, check=True).stdout.splitlines()
-    opts = dict(zip(argv[4::1], argv[5::1]))
+    assert plan.command[:10] == ["srun", "--overlap", "--nodes", "3", "--ntasks-per-node", "1", "--relative", "0",
+                                 "--kill-on-bad-exit=1", "bash"]
+    assert plan.command[10] == "-c" and (plan.num_machines, plan.num_processes) == (3, 12)
+    argv, opts = srun_task_argv(plan.command[11], rank=2)
     assert argv[:4] == [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch"]
     assert opts["--config_file"] == CFG
     assert opts["--num_machines"] == "3" and opts["--num_processes"] == "12"
@@ -77,6 +73,14 @@ def test_multi_node_srun(tmp_path):
     assert opts["--main_process_ip"] == "gpu07" and opts["--main_process_port"] == "29511"
     assert opts["--rdzv_backend"] == "c10d"
     assert argv[argv.index("-m", 4):] == ENTRY  # the JSON argument survives the shell intact
+
+
+def srun_task_argv(script: str, rank: int) -> tuple[list[str], dict[str, str]]:
+    """Run the per-task script the way srun task ``rank`` would, with `exec` swapped for printing its argv."""
+    probe = script.replace("exec ", "printf '%s\\n' ", 1)
+    argv = subprocess.run(["bash", "-c", probe], env={**os.environ, "SLURM_PROCID": str(rank)},
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    return argv, dict(zip(argv[4::1], argv[5::1]))
 
 
 @pytest.mark.parametrize(
@@ -136,7 +140,7 @@ def test_main_dry_run_in_slurm(monkeypatch, capsys):
     monkeypatch.setattr(launch, "visible_gpus", lambda: 4)
     launch.main(["--accelerate-config", CFG, "--nodes", "2", "--main-port", "29600", "--dry-run", "--", *ENTRY])
     cmd = shlex.split(capsys.readouterr().out)
-    assert cmd[:3] == ["srun", "--nodes", "2"]
+    assert cmd[:4] == ["srun", "--overlap", "--nodes", "2"]
     assert "--num_processes 8" in cmd[-1] and "--main_process_ip gpu07" in cmd[-1]  # G from SLURM_GPUS_ON_NODE
 
 
@@ -171,3 +175,252 @@ def test_accelerate_configs_load(name):
     assert ds["deepspeed_multinode_launcher"] == "standard"
     if name == "zero3":
         assert ds["zero3_init_flag"] is True and ds["zero3_save_16bit_model"] is True
+
+
+# ---------------------------------------------------------------------------------------------- vLLM server mode
+SERVER_BLOCK = {**BLOCK, "use_vllm": True, "vllm_mode": "server"}
+SERVER_ENTRY = [*ENTRY[:-1], json.dumps(SERVER_BLOCK)]
+SLURM4 = {"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "4", "SLURM_JOB_NODELIST": "gpu[01-04]",
+          "SLURM_GPUS_ON_NODE": "8"}
+
+
+def config_json(command: list[str]) -> dict:
+    return json.loads(command[command.index("--config-json") + 1])
+
+
+def test_server_one_node_splits_gpus():
+    plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=1, gpus_per_node=8, main_port=29500, env={}, server_gpus=1)
+    assert (plan.num_machines, plan.num_processes) == (1, 7)
+    assert plan.env == {"CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6"}
+    opts = dict(zip(plan.command, plan.command[1:]))
+    assert opts["--num_processes"] == "7" and opts["--num_machines"] == "1"
+    server = plan.server
+    assert server.env == {"CUDA_VISIBLE_DEVICES": "7"}
+    assert server.command == [*launch.SERVE, "--model", "m", "--tensor-parallel-size", "1", "--data-parallel-size",
+                              "1", "--host", "127.0.0.1", "--port", "8000"]
+    assert server.url == "http://127.0.0.1:8000" and server.log == os.path.join("o", "vllm_server.log")
+    # the trainer's block: as given, plus where the server is
+    assert config_json(plan.command) == {**SERVER_BLOCK, "vllm_server_host": "127.0.0.1", "vllm_server_port": 8000}
+    # SLURM (or the user) may have narrowed the devices: split the listed ones
+    plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=1, gpus_per_node=4, main_port=1, server_gpus=2,
+                             server_port=8123, env={"CUDA_VISIBLE_DEVICES": "2,3,5,7"})
+    assert plan.env["CUDA_VISIBLE_DEVICES"] == "2,3" and plan.server.env["CUDA_VISIBLE_DEVICES"] == "5,7"
+    assert plan.num_processes == 2 and plan.server.command[-1] == "8123"
+    assert plan.server.command[plan.server.command.index("--tensor-parallel-size") + 1] == "2"
+
+
+def test_server_node_of_a_multi_node_job():
+    plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=None, gpus_per_node=8, main_port=29511, env=SLURM4,
+                             use_scontrol=False, server_gpus=8)
+    assert (plan.num_machines, plan.num_processes) == (3, 24) and plan.env == {}
+    server = plan.server
+    assert server.command[:8] == ["srun", "--overlap", "--nodes", "1", "--ntasks", "1", "--relative", "3"]
+    assert server.command[8:] == [*launch.SERVE, "--model", "m", "--tensor-parallel-size", "8",
+                                  "--data-parallel-size", "1", "--host", "0.0.0.0", "--port", "8000"]
+    assert server.host == "gpu04" and server.env == {}
+    assert plan.command[:8] == ["srun", "--overlap", "--nodes", "3", "--ntasks-per-node", "1", "--relative", "0"]
+    argv, opts = srun_task_argv(plan.command[-1], rank=1)
+    assert opts["--num_machines"] == "3" and opts["--num_processes"] == "24" and opts["--machine_rank"] == "1"
+    assert opts["--main_process_ip"] == "gpu01"
+    assert config_json(argv)["vllm_server_host"] == "gpu04"
+    # K < G on the server node: tensor parallel K, data parallel G/K
+    plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=None, gpus_per_node=8, main_port=1, env=SLURM4,
+                             use_scontrol=False, server_gpus=4)
+    assert plan.server.command[plan.server.command.index("--data-parallel-size") + 1] == "2"
+    # 2 nodes: the trainer is one node, run here (the batch step is on the allocation's first node)
+    plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=2, gpus_per_node=8, main_port=1, env=SLURM4,
+                             use_scontrol=False, server_gpus=8)
+    assert plan.command[0] == sys.executable and plan.num_processes == 8 and plan.server.host == "gpu02"
+    assert plan.server.command[6] == "1"
+
+
+@pytest.mark.parametrize(
+    "block, nodes, gpus, k, match",
+    [
+        (SERVER_BLOCK, 1, 8, 8, "leaves none of the 8 GPU"),
+        (SERVER_BLOCK, 1, 0, 1, "leaves none of the 0 GPU"),
+        (SERVER_BLOCK, 4, 8, 3, "must divide --gpus-per-node 8"),
+        (SERVER_BLOCK, 1, 8, 0, "no server is started"),
+        (BLOCK, 1, 8, 1, "not vLLM server mode"),
+        ({**SERVER_BLOCK, "use_vllm": False}, 1, 8, 1, "not vLLM server mode"),
+        ({**SERVER_BLOCK, "vllm_server_host": "h"}, 1, 8, 1, r"sets \['vllm_server_host'\]"),
+        (SERVER_BLOCK, 1, 8, -1, ">= 0"),
+    ],
+)
+def test_server_errors(block, nodes, gpus, k, match):
+    entry = [*ENTRY[:-1], json.dumps(block)]
+    with pytest.raises(ValueError, match=match):
+        launch.build_plan(CFG, entry, nodes=nodes, gpus_per_node=gpus, main_port=1, env=SLURM4, use_scontrol=False,
+                          server_gpus=k)
+
+
+def test_server_mode_with_a_server_of_ones_own():
+    entry = [*ENTRY[:-1], json.dumps({**SERVER_BLOCK, "vllm_server_base_url": "http://gen:8000"})]
+    plan = launch.build_plan(CFG, entry, nodes=1, gpus_per_node=8, main_port=1, env={})
+    assert plan.server is None and plan.num_processes == 8 and plan.command[-len(entry):] == entry
+
+
+def test_server_address_rewrite(tmp_path):
+    address = {"vllm_server_host": "h", "vllm_server_port": 9}
+    assert launch.with_server_address(["x.py", "--config-json", '{"a": 1}', "--y"], "h", 9) == [
+        "x.py", "--config-json", json.dumps({"a": 1, **address}), "--y"]
+    assert launch.with_server_address(["--config-json={}"], "h", 9) == ["--config-json=" + json.dumps(address)]
+    # the last --config-json is the one argparse keeps
+    rewritten = launch.with_server_address(["--config-json", "{}", "--config-json", '{"b": 2}'], "h", 9)
+    assert rewritten[:2] == ["--config-json", "{}"] and json.loads(rewritten[3]) == {"b": 2, **address}
+    # a block given as a file only: the address comes as a --config-json, which the trainer merges over the file
+    cfg = tmp_path / "block.yaml"
+    cfg.write_text("use_vllm: true\nvllm_mode: server\nvllm_server_port: 1\n")
+    entry = launch.with_server_address(["-m", "workflow_scripts.train.grpo", "--config-file", str(cfg)], "h", 9)
+    assert launch.entry_point_block(entry)[1] == {"use_vllm": True, "vllm_mode": "server", **address}
+
+
+def test_batch_check_counts_trainer_processes_only(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 8)
+    # 8 per device x 7 trainer processes = 56 completions, not a multiple of 16 (8 x 8 = 64 would be)
+    entry = [*ENTRY[:-1], json.dumps({**SERVER_BLOCK, "gradient_accumulation_steps": 1, "num_generations": 16})]
+    with pytest.raises(ValueError, match="8 x 7 processes"):
+        launch.main(["--accelerate-config", CFG, "--gpus-per-node", "8", "--vllm-server-gpus", "1", "--", *entry])
+
+
+def test_main_dry_run_with_server(monkeypatch, capsys):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 8)
+    launch.main(["--accelerate-config", CFG, "--gpus-per-node", "8", "--vllm-server-gpus", "2",
+                 "--vllm-server-port", "8042", "--dry-run", "--", *SERVER_ENTRY])
+    server, trainer = (shlex.split(line) for line in capsys.readouterr().out.splitlines())
+    assert server[0] == "CUDA_VISIBLE_DEVICES=6,7" and server[-5:] == ["8042", ">", "o/vllm_server.log", "2>&1", "&"]
+    assert trainer[0] == "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5" and "6" == trainer[trainer.index("--num_processes") + 1]
+
+
+# A stand-in for `trl vllm-serve`: a real HTTP server whose /health answers 503, then 200 after a delay (vLLM's is
+# 200 once the model is loaded). It records its pid, argv and GPUs, for the test to check the split and the cleanup.
+FAKE_SERVER = """
+import http.server, json, os, sys, time
+info, delay = sys.argv[1], float(sys.argv[2])
+args = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+ready = time.time() + delay
+json.dump({"pid": os.getpid(), "args": args, "gpus": os.environ["CUDA_VISIBLE_DEVICES"], "ready": ready},
+          open(info, "w"))
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" and time.time() > ready else 503)
+        self.end_headers()
+
+    def log_message(self, fmt, *args):
+        print(fmt % args, flush=True)
+
+http.server.HTTPServer((args["--host"], int(args["--port"])), Health).serve_forever()
+"""
+# A stand-in trainer, run by the real accelerate launch: records its pid, GPUs and config block, then sleeps if asked.
+FAKE_TRAINER = """
+import json, os, sys, time
+out = sys.argv[sys.argv.index("--output-dir") + 1]
+block = json.loads(sys.argv[sys.argv.index("--config-json") + 1])
+json.dump({"pid": os.getpid(), "gpus": os.environ["CUDA_VISIBLE_DEVICES"], "block": block, "started": time.time()},
+          open(os.path.join(out, "trainer.json"), "w"))
+time.sleep(block.get("sleep", 0))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def launcher(tmp_path, block, serve_command, *extra) -> list[str]:
+    (tmp_path / "fake_trainer.py").write_text(FAKE_TRAINER)
+    return [sys.executable, "-m", "workflow_scripts.train.launch", "--accelerate-config",
+            "workflow_scripts/train/accelerate/cpu.yaml", "--gpus-per-node", "2", "--vllm-server-gpus", "1",
+            "--vllm-server-port", str(free_port()), "--vllm-serve-command", shlex.join(serve_command), *extra, "--",
+            str(tmp_path / "fake_trainer.py"), "--model", "tiny", "--output-dir", str(tmp_path),
+            "--config-json", json.dumps({"use_vllm": True, "vllm_mode": "server", **block})]
+
+
+def fake_server(tmp_path, delay: float) -> list[str]:
+    (tmp_path / "fake_server.py").write_text(FAKE_SERVER)
+    return [sys.executable, str(tmp_path / "fake_server.py"), str(tmp_path / "server.json"), str(delay)]
+
+
+def test_server_then_trainer_then_stop(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    proc = subprocess.run(launcher(tmp_path, {}, fake_server(tmp_path, delay=1.0)), env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    server, trainer = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("server", "trainer"))
+    assert server["gpus"] == "1" and trainer["gpus"] == "0"
+    assert server["args"]["--model"] == "tiny" and server["args"]["--tensor-parallel-size"] == "1"
+    port = int(server["args"]["--port"])
+    assert trainer["block"] == {"use_vllm": True, "vllm_mode": "server", "vllm_server_host": "127.0.0.1",
+                                "vllm_server_port": port}
+    # the trainer started only once /health said 200, and the server is gone
+    assert trainer["started"] >= server["ready"]
+    assert '"GET /health HTTP/1.1" 200' in (tmp_path / "vllm_server.log").read_text()
+    assert not alive(server["pid"])
+
+
+def test_sigterm_stops_trainer_and_server(tmp_path):
+    import signal
+
+    cmd = launcher(tmp_path, {"sleep": 120}, fake_server(tmp_path, delay=0))
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (tmp_path / "trainer.json").exists())
+        proc.send_signal(signal.SIGTERM)  # what SLURM sends on preemption
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM and "stopping the trainer and the vLLM server" in err
+    for name in ("trainer", "server"):
+        pid = json.loads((tmp_path / f"{name}.json").read_text())["pid"]
+        wait_for(lambda: not alive(pid), timeout=10)
+
+
+def test_server_crash_is_reported_with_its_log(tmp_path):
+    crash = [sys.executable, "-c", "import sys; print('CUDA out of memory (stand-in)'); sys.exit(3)"]
+    proc = subprocess.run(launcher(tmp_path, {}, crash), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and not (tmp_path / "trainer.json").exists()
+    assert "exited with status 3 before it was ready" in proc.stderr and "CUDA out of memory" in proc.stderr
+
+
+def test_wait_ready_times_out_with_the_log(tmp_path):
+    from tests.loopback import LoopbackServer, Reply
+
+    log_path = tmp_path / "server.log"
+    log_path.write_text("loading weights\n")
+    sleeper = launch._start([sys.executable, "-c", "import time; time.sleep(60)"], {})  # own process group
+    try:
+        with LoopbackServer() as server:
+            server.route("/health", lambda request: Reply(503))
+            with pytest.raises(TimeoutError, match=r"within 0.5 s(.|\n)*loading weights"):
+                launch.wait_ready(server.url, sleeper, 0.5, str(log_path), interval=0.1)
+            assert len(server.requests) >= 2
+            launch.wait_ready(server.url, sleeper, 0.5, str(log_path), stopped=lambda: True)  # a signal: no wait
+            server.route("/health", lambda request: Reply(200))
+            launch.wait_ready(server.url, sleeper, 0.5, str(log_path))
+    finally:
+        launch._stop(sleeper, grace=5)
+    assert sleeper.returncode == -15

@@ -79,3 +79,14 @@ def test_wrong_config_value_names_the_key(tmp_path):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "citations.source" in out and "semantic_scholar" in out and "openalex" in out
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "config.production.yaml"])
+def test_dry_run_and_rule_graph_work_offline(tmp_path, config):
+    from tests.workflow_runner import ROOT
+
+    cfg = ROOT / config
+    planned = planned_jobs(snakemake(tmp_path, "-n", config=cfg))
+    assert {"scijudge_pairs", "scijudge_grpo", "scijudge_metrics"} <= set(planned)
+    graph = snakemake(tmp_path, "--rulegraph", config=cfg).stdout
+    assert graph.lstrip().startswith("digraph") and "scijudge_leakage_audit" in graph

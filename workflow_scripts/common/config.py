@@ -103,3 +103,27 @@ def _semantic_problems(cfg: dict[str, Any]):
     lo, hi = ood["ds_quantiles"]
     if not lo < hi:
         yield "config key scijudge.pairs.test_ood.ds_quantiles: the first quantile must be below the second"
+    yield from _launch_problems("scijudge.grpo", cfg["scijudge"]["grpo"], cfg["cluster"]["gpus_per_node"])
+
+
+def _launch_problems(key: str, block: dict, node_gpus: int):
+    """GPU counts and GRPO batch arithmetic, checked while the DAG is built: before any job is submitted."""
+    launch = block["launch"]
+    if launch["gpus_per_node"] > node_gpus:
+        yield (
+            f"config key {key}.launch.gpus_per_node: {launch['gpus_per_node']} GPUs asked per node, but a node has "
+            f"{node_gpus} (cluster.gpus_per_node)"
+        )
+        return
+    from workflow_scripts.train.grpo import BATCH_KEYS, validate_launch
+
+    trainer = block["trainer"]
+    if not all(k in trainer for k in BATCH_KEYS[:3]):
+        return  # TRL's own defaults apply; the launcher checks them when the job starts
+    processes = launch["nodes"] * max(launch["gpus_per_node"], 1)
+    if launch["vllm_server_gpus"]:  # a vLLM server takes the last K GPUs of one node, or the whole last node
+        processes -= launch["vllm_server_gpus"] if launch["nodes"] == 1 else launch["gpus_per_node"]
+    try:
+        validate_launch({k: trainer.get(k) for k in BATCH_KEYS}, processes)
+    except ValueError as exc:
+        yield f"config key {key}.trainer: {exc}"

@@ -2,9 +2,10 @@
 
 A policy that never writes a parseable ``<answer>X</answer>`` gets reward 0 on every GRPO sample, so GRPO has no
 signal (the from-scratch demo model is such a policy). A short supervised pass on this set teaches the output shape
-first. The completion is ``<reason>{one sentence}</reason>\\n<answer>{correct_answer}</answer>``: the sentence is
-built from the two papers' titles and dates only (never the citation counts), short on purpose so that a tiny model
-learns where the tags open and close. Only pairs of the train split are accepted, so no test pair reaches training.
+first. The completion is ``<reason>{one sentence}</reason>\\n<answer>{correct_answer}</answer>``, the sentence built
+from the two papers' dates only (never the citation counts), e.g. "Paper B is older than paper A.": short and of one
+shape on purpose, so that a tiny model learns where the tags open and close within a few dozen steps. Only pairs of
+the train split are accepted, so no test pair (nor its label) reaches training.
 
 Output columns: ``prompt`` (the pair's system + user messages, unchanged), ``completion`` (one assistant message),
 the TRL SFTTrainer conversational prompt-completion format (loss on the completion only), plus ``pair_id`` and
@@ -27,21 +28,21 @@ from workflow_scripts.common.io import write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
-REQUIRED = ("pair_id", "split", "messages", "correct_answer", "paper_a_title", "paper_b_title", "paper_a_date",
-            "paper_b_date")
+REQUIRED = ("pair_id", "split", "messages", "correct_answer", "paper_a_date", "paper_b_date")
 TRAIN_SPLIT = "train"
 
 
 def reason_text(pair: Mapping) -> str:
-    """One sentence naming the chosen paper by its title and placing it in time against the other one.
+    """One sentence placing the chosen paper (the correct answer) in time against the other, from the dates alone.
 
-    The letter of the chosen paper is the correct answer; nothing in the sentence comes from citation counts.
+    Never from citation counts. Not the titles either: a from-scratch model cannot copy a title after a few dozen
+    steps, and titles make the completion long and of varying length (past the demo's 32-token GRPO completions).
     """
-    chosen, other = ("a", "b") if pair["correct_answer"] == "A" else ("b", "a")
-    date_c, date_o = pair[f"paper_{chosen}_date"], pair[f"paper_{other}_date"]
+    chosen = pair["correct_answer"]
+    other = "B" if chosen == "A" else "A"
+    date_c, date_o = pair[f"paper_{chosen.lower()}_date"], pair[f"paper_{other.lower()}_date"]
     when = "older than" if date_c < date_o else "newer than" if date_c > date_o else "as old as"
-    title = " ".join(str(pair[f"paper_{chosen}_title"]).split())  # one line, no stray whitespace
-    return f"Paper {pair['correct_answer']}, {title}, is {when} the other."
+    return f"Paper {chosen} is {when} paper {other}."
 
 
 def completion_text(pair: Mapping) -> str:
@@ -60,10 +61,7 @@ def check_pairs(df: pl.DataFrame, path: str) -> None:
          "correct_answer not in {A, B}"),
         (pl.col("messages").list.len().fill_null(0) == 0, "no prompt messages"),
         (pl.col("messages").list.last().struct.field("role") == "assistant", "prompt ends with an assistant turn"),
-        (pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED[4:]), "missing title or date"),
-        # a tag inside a title would put a second tag into the completion, which the parser rejects
-        (pl.any_horizontal(pl.col(f"paper_{s}_title").str.contains("</?(?:reason|answer)>") for s in "ab"),
-         "a title contains a <reason>/<answer> tag"),
+        (pl.col("paper_a_date").is_null() | pl.col("paper_b_date").is_null(), "missing date"),
     ]
     for bad, why in checks:
         ids = df.filter(bad)["pair_id"].head(5).to_list()

@@ -1,34 +1,53 @@
 """The one launcher every training rule uses: ``accelerate launch`` on this machine, or one per node under SLURM.
 
     python -m workflow_scripts.train.launch --accelerate-config FILE [--nodes N] [--gpus-per-node G] \\
-        [--main-port 29500] [--dry-run] -- -m workflow_scripts.train.grpo ARGS...
+        [--main-port 29500] [--vllm-server-gpus K] [--dry-run] -- -m workflow_scripts.train.grpo ARGS...
 
 One node (or no SLURM allocation): ``accelerate launch --config_file FILE --num_processes max(G,1) --num_machines 1``.
 Inside a SLURM allocation with N > 1 nodes: ``srun --nodes N --ntasks-per-node 1 bash -c '<accelerate launch ...>'``,
 one launch per node, rank from $SLURM_PROCID, rendezvous (c10d) at the first host of the allocation. Before anything
 starts, the GPU count and the entry point's batch arithmetic are checked (``validate_launch(block, processes)``).
+
+GRPO with ``use_vllm: true, vllm_mode: server`` generates through a ``trl vllm-serve`` process that this launcher
+starts first (``--vllm-server-gpus K``): on one node it gets the last K GPUs and the trainer the first G-K; on N > 1
+nodes it gets the whole last node (tensor parallel K, data parallel G/K) and the trainer the first N-1 nodes. The
+launcher adds the server's address to the trainer's config block, waits for its /health, runs the trainer, and stops
+the server when the trainer ends or a signal (SLURM preemption, Snakemake) arrives.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import http.client
 import importlib
 import itertools
+import json
 import logging
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 from workflow_scripts.common.cli import parser, setup_logging
 
 log = logging.getLogger(__name__)
 
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch"]
+# the launcher itself already runs inside a job step (the slurm executor wraps each job in `srun -n1`): a nested
+# step must share that step's CPUs and memory, or it waits forever for them ("Unable to create step")
+SRUN = ["srun", "--overlap"]
+SERVE = [sys.executable, "-m", "trl.cli.main", "vllm-serve"]  # `trl vllm-serve` of this environment
+SERVER_LOG = "vllm_server.log"  # in the entry's --output-dir, which survives a failed or preempted run
+# where the trainer finds the server: set by this launcher when it runs the server, by the user otherwise
+SERVER_ADDRESS_KEYS = ("vllm_server_base_url", "vllm_server_host", "vllm_server_port")
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -97,10 +116,27 @@ def _expand_ranges(spec: str) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- command building
 @dataclass
+class Server:
+    """The vLLM server of GRPO's vllm_mode "server", started before the trainer and stopped after it."""
+
+    command: list[str]
+    env: dict[str, str]  # CUDA_VISIBLE_DEVICES when it shares the node with the trainer
+    host: str  # where the trainer and the readiness check reach it
+    port: int
+    log: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass
 class Plan:
     command: list[str]  # what is exec'd
     num_machines: int
-    num_processes: int
+    num_processes: int  # trainer processes: the server's GPUs are not counted
+    env: dict[str, str] = field(default_factory=dict)  # added to the trainer's environment
+    server: Server | None = None
 
 
 def slurm_nodes_allocated(env: Mapping[str, str]) -> int | None:
@@ -130,6 +166,9 @@ def build_plan(
     main_port: int,
     env: Mapping[str, str],
     use_scontrol: bool = True,
+    server_gpus: int = 0,
+    server_port: int = 8000,
+    serve_command: Sequence[str] = SERVE,
 ) -> Plan:
     """The command to exec; ``entry`` is what follows ``accelerate launch`` options (``-m module ARGS``)."""
     allocated = slurm_nodes_allocated(env)
@@ -140,24 +179,109 @@ def build_plan(
         raise ValueError(f"--nodes {n} needs a SLURM allocation (SLURM_JOB_ID is not set): run under sbatch/salloc")
     if allocated is not None and n > allocated:
         raise ValueError(f"--nodes {n} but the SLURM allocation has only {allocated} node(s)")
+    hosts: list[str] = []
+    if n > 1:
+        nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+        if not nodelist:
+            raise ValueError("SLURM allocation without SLURM_JOB_NODELIST: cannot find the main node")
+        hosts = expand_nodelist(nodelist, use_scontrol=use_scontrol)[:n]
     per_node = max(gpus_per_node, 1)
+    trainer_env: dict[str, str] = {}
+    server = None
+    if check_server_mode(entry, server_gpus):
+        model, output_dir = entry_options(entry, "model", "output_dir")
+        log_path = os.path.join(output_dir or ".", SERVER_LOG)
+        if n == 1:  # the node's last K GPUs serve, the first G-K train; loopback only: nothing else needs it
+            if server_gpus >= gpus_per_node:
+                raise ValueError(f"--vllm-server-gpus {server_gpus} leaves none of the {gpus_per_node} GPU(s) of "
+                                 "one node to the trainer: give more GPUs, fewer to the server, or more nodes")
+            devices = node_devices(env, gpus_per_node)
+            per_node = gpus_per_node - server_gpus
+            trainer_env = {"CUDA_VISIBLE_DEVICES": ",".join(devices[:per_node])}
+            command = serve(serve_command, model, server_gpus, 1, "127.0.0.1", server_port)
+            server = Server(command, {"CUDA_VISIBLE_DEVICES": ",".join(devices[per_node:])}, "127.0.0.1",
+                            server_port, log_path)
+        else:  # the whole last node serves, the first N-1 train
+            if gpus_per_node % server_gpus or server_gpus > gpus_per_node:
+                raise ValueError(f"--vllm-server-gpus {server_gpus} on {n} nodes is the tensor-parallel size of the "
+                                 f"server node: it must divide --gpus-per-node {gpus_per_node}")
+            step = [*SRUN, "--nodes", "1", "--ntasks", "1", "--relative", str(n - 1)]
+            command = serve(serve_command, model, server_gpus, gpus_per_node // server_gpus, "0.0.0.0", server_port)
+            server = Server([*step, *command], {}, hosts[-1], server_port, log_path)
+            n -= 1
+        entry = with_server_address(entry, server.host, server.port)
+
     num_processes = n * per_node
     base = [*ACCELERATE, "--config_file", accelerate_config, "--num_processes", str(num_processes)]
-    if n == 1:
-        return Plan([*base, "--num_machines", "1", "--main_process_port", str(main_port), *entry], 1, num_processes)
+    if n == 1:  # also the trainer of a 2-node server plan: this batch step runs on the allocation's first node
+        command = [*base, "--num_machines", "1", "--main_process_port", str(main_port), *entry]
+        return Plan(command, 1, num_processes, trainer_env, server)
 
-    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
-    if not nodelist:
-        raise ValueError("SLURM allocation without SLURM_JOB_NODELIST: cannot find the main node")
-    main_host = expand_nodelist(nodelist, use_scontrol=use_scontrol)[0]
     per_task = [
-        *base, "--num_machines", str(n), "--machine_rank", "__RANK__", "--main_process_ip", main_host,
+        *base, "--num_machines", str(n), "--machine_rank", "__RANK__", "--main_process_ip", hosts[0],
         "--main_process_port", str(main_port), "--rdzv_backend", "c10d", *entry,
     ]
     # every argument quoted for bash, except the rank, which each task's bash expands to its own $SLURM_PROCID
     script = "exec " + shlex.join(per_task).replace("__RANK__", '"$SLURM_PROCID"')
-    srun = ["srun", "--nodes", str(n), "--ntasks-per-node", "1", "--kill-on-bad-exit=1", "bash", "-c", script]
-    return Plan(srun, n, num_processes)
+    srun = [*SRUN, "--nodes", str(n), "--ntasks-per-node", "1", "--relative", "0", "--kill-on-bad-exit=1",
+            "bash", "-c", script]
+    return Plan(srun, n, num_processes, trainer_env, server)
+
+
+def serve(serve_command: Sequence[str], model: str | None, tp: int, dp: int, host: str, port: int) -> list[str]:
+    if not model:
+        raise ValueError("the vLLM server serves the trainer's --model, but the entry point has no --model")
+    return [*serve_command, "--model", model, "--tensor-parallel-size", str(tp), "--data-parallel-size", str(dp),
+            "--host", host, "--port", str(port)]
+
+
+def node_devices(env: Mapping[str, str], gpus: int) -> list[str]:
+    """This node's first ``gpus`` CUDA devices as CUDA_VISIBLE_DEVICES names them (SLURM may set '4,5,6,7')."""
+    listed = [d for d in (env.get("CUDA_VISIBLE_DEVICES") or "").split(",") if d.strip()]
+    if not listed:
+        return [str(i) for i in range(gpus)]
+    if len(listed) < gpus:
+        raise ValueError(f"--gpus-per-node {gpus} but CUDA_VISIBLE_DEVICES lists {len(listed)}: {listed}")
+    return listed[:gpus]
+
+
+def check_server_mode(entry: Sequence[str], server_gpus: int) -> bool:
+    """Whether this launcher runs a vLLM server; a mismatch between --vllm-server-gpus and the block is an error."""
+    if server_gpus < 0:
+        raise ValueError(f"--vllm-server-gpus must be >= 0, got {server_gpus}")
+    _, block = entry_point_block(entry)
+    wants = bool(block.get("use_vllm")) and block.get("vllm_mode") == "server"
+    named = [k for k in SERVER_ADDRESS_KEYS if block.get(k) is not None]
+    if server_gpus and not wants:
+        raise ValueError(f"--vllm-server-gpus {server_gpus} but the trainer block is not vLLM server mode: set "
+                         "use_vllm: true and vllm_mode: server, or launch vllm_server_gpus: 0 (colocate)")
+    if server_gpus and named:
+        raise ValueError(f"the trainer block sets {named}, but this launcher runs the server and sets its address: "
+                         "remove them, or set launch vllm_server_gpus: 0 to use a server of your own")
+    if wants and not server_gpus and not named:
+        raise ValueError("the trainer block asks for vllm_mode: server but no server is started: set launch "
+                         "vllm_server_gpus (GPUs set aside for it), or name your own server in vllm_server_base_url")
+    return bool(server_gpus)
+
+
+def with_server_address(entry: Sequence[str], host: str, port: int) -> list[str]:
+    """The entry's arguments with the server's address added to its (last) --config-json block, or appended as one:
+    the trainer merges --config-json over --config-file, so every way of giving the block works."""
+    entry = list(entry)
+    address = {"vllm_server_host": host, "vllm_server_port": port}
+
+    def merged(text: str) -> str:
+        return json.dumps({**json.loads(text), **address})
+
+    for i in reversed(range(len(entry))):
+        flag, eq, value = entry[i].partition("=")
+        if flag == "--config-json" and (eq or i + 1 < len(entry)):
+            if eq:
+                entry[i] = f"--config-json={merged(value)}"
+            else:
+                entry[i + 1] = merged(entry[i + 1])
+            return entry
+    return [*entry, "--config-json", json.dumps(address)]
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -187,16 +311,139 @@ def validate(entry: Sequence[str], plan: Plan, gpus_per_node: int, env: Mapping[
 
 def entry_point_block(entry: Sequence[str]) -> tuple[str | None, dict]:
     """The module after ``-m`` and the config block its --config-json/--config-file arguments describe."""
-    from workflow_scripts.common.cli import json_arg
     from workflow_scripts.train.config import load_block
+
+    module, known = _parse_entry(entry)
+    return module, load_block(known.config_json, known.config_file)
+
+
+def entry_options(entry: Sequence[str], *names: str) -> list[str | None]:
+    """Values of the entry point's own options (``model`` for --model), None where not given."""
+    _, known = _parse_entry(entry)
+    return [getattr(known, name) for name in names]
+
+
+def _parse_entry(entry: Sequence[str]) -> tuple[str | None, argparse.Namespace]:
+    from workflow_scripts.common.cli import json_arg
 
     entry = list(entry)
     module = entry[1] if len(entry) > 1 and entry[0] == "-m" else None
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--config-json", type=json_arg, default=None)
-    p.add_argument("--config-file", default=None)
+    for option in ("--config-file", "--model", "--output-dir"):
+        p.add_argument(option, default=None)
     known, _ = p.parse_known_args(entry[2:] if module else entry)
-    return module, load_block(known.config_json, known.config_file)
+    return module, known
+
+
+# ---------------------------------------------------------------------------------------------- running
+def shell_lines(plan: Plan) -> list[str]:
+    """The plan as shell lines (environment, command; the server in the background), for --dry-run and the log."""
+    def line(command: Sequence[str], env: Mapping[str, str]) -> str:
+        return shlex.join([*(f"{k}={v}" for k, v in env.items()), *command])
+
+    lines = [line(plan.command, plan.env)]
+    if plan.server:
+        s = plan.server
+        lines.insert(0, f"{line(s.command, s.env)} > {shlex.quote(s.log)} 2>&1 &")
+    return lines
+
+
+def run_with_server(plan: Plan, ready_timeout: float, grace: float = 30.0, poll: float = 1.0) -> int:
+    """Start the server, wait until it is ready, run the trainer, stop the server; the exit status to leave with.
+
+    Each child runs in its own process group, and SIGTERM/SIGINT to this launcher (SLURM preemption, Snakemake,
+    Ctrl-C) is forwarded once, as SIGTERM, to each whole group (vLLM's workers, srun's remote tasks): no server
+    outlives the run, so a requeued job finds its GPUs and port free.
+    """
+    server = plan.server
+    children: list[subprocess.Popen] = []
+    stopped: list[int] = []
+
+    def forward(signum, _frame):
+        stopped.append(signum)
+        for child in children:
+            _signal_group(child, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        os.makedirs(os.path.dirname(server.log) or ".", exist_ok=True)
+        with open(server.log, "ab") as out:  # appended: a requeued job keeps the log of the run before
+            out.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} launcher: {shell_lines(plan)[0]}\n".encode())
+            out.flush()
+            children.append(_start(server.command, server.env, stdout=out, stderr=subprocess.STDOUT))
+        log.info("vLLM server starting (log: %s); waiting for %s/health", server.log, server.url)
+        wait_ready(server.url, children[0], ready_timeout, server.log, stopped=lambda: bool(stopped))
+        if not stopped:
+            log.info("vLLM server ready; starting the trainer")
+            trainer = _start(plan.command, plan.env)
+            children.append(trainer)
+            while trainer.poll() is None and not stopped:
+                if children[0].poll() is not None:
+                    raise RuntimeError(f"the vLLM server exited with status {children[0].returncode} during "
+                                       f"training; {log_tail(server.log)}")
+                time.sleep(poll)
+        if stopped:
+            log.warning("signal %d: stopping the trainer and the vLLM server", stopped[0])
+            return 128 + stopped[0]
+        return trainer.returncode
+    finally:
+        for child in reversed(children):  # the trainer first: it may be talking to the server
+            _stop(child, grace)
+        for sig, handler in previous.items():  # only now: a second signal must not kill us mid-cleanup
+            signal.signal(sig, handler)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log_path: str,
+               stopped: Callable[[], bool] = lambda: False, interval: float = 2.0) -> None:
+    """Poll the server's /health (vLLM's readiness endpoint, the one TRL's client checks) until it answers 200."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a cluster's HTTP proxy: not for nodes
+    deadline = time.monotonic() + timeout
+    while not stopped():
+        if proc.poll() is not None:
+            raise RuntimeError(f"the vLLM server exited with status {proc.returncode} before it was ready; "
+                               f"{log_tail(log_path)}")
+        try:
+            with opener.open(f"{url}/health", timeout=10) as response:
+                if response.status == 200:
+                    return
+        except (OSError, http.client.HTTPException):
+            pass  # not listening yet, or not ready (503)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the vLLM server did not answer {url}/health within {timeout:g} s (see "
+                               f"--vllm-server-timeout); {log_tail(log_path)}")
+        time.sleep(interval)
+
+
+def log_tail(path: str, lines: int = 30) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            tail = collections.deque(f, maxlen=lines)
+    except OSError as exc:
+        return f"no log: {exc}"
+    return f"last lines of {path}:\n" + "".join(tail)
+
+
+def _start(command: Sequence[str], env: Mapping[str, str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True, **kwargs)
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):  # the group is gone already
+        pass
+
+
+def _stop(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the child's process group, then SIGKILL to whatever of it is left after ``grace`` seconds."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -214,7 +461,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--gpus-per-node", type=int, default=None,
                    help="processes per node (default: GPUs granted by SLURM or visible; 0 = one CPU process)")
     p.add_argument("--main-port", type=int, default=29500)
-    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.add_argument("--vllm-server-gpus", type=int, default=0,
+                   help="GPUs of a vLLM server for GRPO's vllm_mode server: the last K GPUs of one node, or the "
+                        "whole last node (tensor parallel K) of several; 0 = no server")
+    p.add_argument("--vllm-server-port", type=int, default=8000, help="port of the vLLM server's HTTP API")
+    p.add_argument("--vllm-server-timeout", type=float, default=1200,
+                   help="seconds to wait for the server to answer /health")
+    p.add_argument("--vllm-serve-command", default=shlex.join(SERVE),
+                   help="the server command, given --model/--tensor-parallel-size/--data-parallel-size/--host/--port "
+                        "(add vLLM options here, e.g. '... --max-model-len 8192')")
+    p.add_argument("--dry-run", action="store_true", help="print the command(s) instead of running them")
     args = p.parse_args(own)
     setup_logging(args.verbose)
     if not entry:
@@ -229,14 +485,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     if gpus is None:
         gpus = slurm_gpus_per_node(env) or visible
     plan = build_plan(args.accelerate_config, entry, nodes=args.nodes, gpus_per_node=gpus, main_port=args.main_port,
-                      env=env)
+                      env=env, server_gpus=args.vllm_server_gpus, server_port=args.vllm_server_port,
+                      serve_command=shlex.split(args.vllm_serve_command))
     validate(entry, plan, gpus, env, visible)
-    log.info("%d machine(s), %d process(es): %s", plan.num_machines, plan.num_processes, shlex.join(plan.command))
+    lines = shell_lines(plan)
+    log.info("%d machine(s), %d trainer process(es):\n%s", plan.num_machines, plan.num_processes, "\n".join(lines))
     if args.dry_run:
-        print(shlex.join(plan.command))
+        print("\n".join(lines))
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    if plan.server:
+        sys.exit(run_with_server(plan, args.vllm_server_timeout))
     os.execvp(plan.command[0], plan.command)  # replace this process: signals (Snakemake, SLURM) reach the job
 
 
