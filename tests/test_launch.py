@@ -231,7 +231,7 @@ def test_server_node_of_a_multi_node_job():
     plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=2, gpus_per_node=8, main_port=1, env=SLURM4,
                              use_scontrol=False, server_gpus=8)
     assert plan.command[0] == sys.executable and plan.num_processes == 8 and plan.server.host == "gpu02"
-    assert plan.server.command[6] == "1"
+    assert plan.server.command[7] == "1"  # --relative 1: the last of the 2 nodes
 
 
 @pytest.mark.parametrize(
