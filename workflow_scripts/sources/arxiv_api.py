@@ -24,7 +24,8 @@ from lxml import etree
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_atomic
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
-from workflow_scripts.sources.oai_pmh import (
+from workflow_scripts.sources.reader_io import (
+    xml_text,
     BadFileError,
     add_table_args,
     date_of,
@@ -176,8 +177,7 @@ def fetch(
 
 
 def _text(el, path: str) -> str | None:
-    found = el.find(path, NS)
-    return found.text if found is not None else None
+    return xml_text(el, path, NS)
 
 
 def _record(entry, field_of: FieldMapper) -> dict:

@@ -22,7 +22,7 @@ import polars as pl
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import Rejects
-from workflow_scripts.sources.oai_pmh import add_table_args, date_of, field_mapper, run_main, write_table
+from workflow_scripts.sources.reader_io import add_table_args, date_of, field_mapper, run_main, write_table
 from workflow_scripts.sources.records import FieldMapper, RecordError, make_record, records_frame
 
 log = logging.getLogger(__name__)

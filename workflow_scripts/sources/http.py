@@ -78,10 +78,11 @@ class PoliteClient:
         self._client.close()
 
     def _wait_turn(self) -> None:
+        # counted from the end of the previous exchange: the server sees at least min_interval_s between requests
+        # however long sending or answering took
         wait = self._last_request + self.policy.min_interval_s - time.monotonic()
         if wait > 0:
             self._sleep(wait)
-        self._last_request = time.monotonic()
 
     def request(self, method: str, url: str, **kwargs) -> httpx.Response:
         """Send with retries. Returns the first 2xx response; raises HarvestError otherwise.
@@ -95,8 +96,10 @@ class PoliteClient:
             try:
                 resp = self._client.request(method, url, **kwargs)
             except httpx.TransportError as exc:
+                self._last_request = time.monotonic()
                 reason, delay = f"{type(exc).__name__}: {exc}", None
             else:
+                self._last_request = time.monotonic()
                 if resp.is_success:
                     return resp
                 if resp.status_code not in RETRY_STATUS:
@@ -125,9 +128,10 @@ class PoliteClient:
         target = Path(target)
         part = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
+        base_headers = kwargs.pop("headers", {})
         for attempt in range(self.policy.max_retries + 1):
             have = part.stat().st_size if part.exists() else 0
-            headers = {**kwargs.pop("headers", {}), **({"Range": f"bytes={have}-"} if have else {})}
+            headers = {**base_headers, **({"Range": f"bytes={have}-"} if have else {})}
             self._wait_turn()
             try:
                 with self._client.stream("GET", url, headers=headers, **kwargs) as resp:
@@ -145,10 +149,12 @@ class PoliteClient:
                             fh.write(chunk)
                 break
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                self._last_request = time.monotonic()
                 if attempt == self.policy.max_retries:
                     raise HarvestError(f"GET {url} failed after {attempt + 1} attempts: {exc}") from exc
                 delay = min(self.policy.backoff_max_s, self.policy.backoff_base_s * 2**attempt)
                 log.warning("GET %s: %s; resuming in %.1f s", url, exc, delay)
                 self._sleep(delay)
+        self._last_request = time.monotonic()
         part.replace(target)
         return target.stat().st_size
