@@ -12,26 +12,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from workflow_scripts.common.config import schema_defaults
 from workflow_scripts.datasets.scijudge_prompt import render_messages
 from workflow_scripts.train.tiny_model import build_tiny_model, corpus_texts
 
-SYSTEM_PROMPT = (
-    "You are a helpful assistant. You first think about the reasoning process in your mind and then provide the "
-    "user with the answer."
-)
-USER_TEMPLATE = (
-    "Today is {today}. Based on the titles, abstracts, and publication dates of the following two papers A and B, "
-    "determine which paper has a higher citation count.\nShow your reasoning process in <reason> </reason> tags. "
-    "And return the final answer in <answer> </answer> tags. The final answer should contain only 'A' or 'B'.\n\n"
-    "Paper A:\nTitle: {title_a}\nAbstract: {abstract_a}\nDate: {date_a}\n\n"
-    "Paper B:\nTitle: {title_b}\nAbstract: {abstract_b}\nDate: {date_b}"
-)
-TODAY = "2025-12-10"
+# the production prompt (SciJudge template) from the config schema: one source for the wording
+_PROMPT = schema_defaults()["scijudge"]
+SYSTEM_PROMPT, USER_TEMPLATE, TODAY = _PROMPT["system_prompt"], _PROMPT["user_template"], _PROMPT["today"]
 _WORDS = (
     "graph neural network citation quantum lattice spectral bound theorem galaxy survey transformer attention "
     "sparse convex manifold entropy diffusion protein kernel estimator topology boson plasma"
 ).split()
-_CATEGORIES = [("cs", "cs.LG"), ("math", "math.PR"), ("physics", "quant-ph"), ("stat", "stat.ML")]
+_CATEGORIES = [("CS", "cs.LG"), ("Math", "math.PR"), ("Physics", "quant-ph"), ("Others", "stat.ML")]  # (field, primary)
 
 
 def _sentence(rng: random.Random, n: int) -> str:
@@ -44,8 +36,8 @@ def make_pairs(n: int = 16, seed: int = 0, split: str = "train") -> pl.DataFrame
     rows = []
     for i in range(n):
         row: dict = {"pair_id": f"{split}-{i:05d}", "split": split}
+        cat, sub = rng.choice(_CATEGORIES)  # as in the real pairs: both papers of one subcategory
         for side in ("a", "b"):
-            cat, sub = rng.choice(_CATEGORIES)
             row.update({
                 f"paper_{side}_arxiv_id": f"2401.{rng.randrange(10000):05d}",
                 f"paper_{side}_title": _sentence(rng, 5),

@@ -54,6 +54,8 @@ def check_pairs(df: pl.DataFrame, path: str) -> None:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a SciJudge pairs file, missing column(s) {missing}")
+    if df.height == 0:
+        raise ValueError(f"{path}: no pairs")
     checks = [
         # the warm-up trains on these answers: a test pair here would leak its label into the evaluated model
         (pl.col("split").ne_missing(TRAIN_SPLIT), f"split is not {TRAIN_SPLIT!r} (only train pairs may be used)"),
@@ -95,7 +97,8 @@ def build(df: pl.DataFrame, path: str = "<pairs>", max_pairs: int | None = None,
     return pl.DataFrame(
         {
             "pair_id": df["pair_id"],
-            "prompt": df["messages"],  # as built by scijudge_pairs, not re-rendered: the GRPO and eval prompts
+            # as scijudge_pairs wrote it, not re-rendered: exactly the prompts GRPO then trains on
+            "prompt": df["messages"],
             "completion": pl.Series(completions, dtype=df.schema["messages"]),
             "correct_answer": df["correct_answer"],
         }
