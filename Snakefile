@@ -22,6 +22,13 @@ include: "rules/models.smk"
 include: "rules/scijudge_model.smk"
 
 
+onerror:
+    # a job the cluster refused (sbatch error) never wrote its log: put the reason there
+    from workflow_scripts.common.submit_errors import copy_submit_errors
+
+    copy_submit_errors(log)
+
+
 rule all:
     default_target: True
     input:

@@ -2,17 +2,75 @@
 # trained model and a non-LLM baseline on the in-domain and temporal-OOD tests (both A/B orders per pair).
 
 GRPO = SJ["grpo"]
+SFTW = SJ["sft_warmup"]
 SJ_EVAL = SJ["eval"]
-# model label -> (named inputs, the --model argument)
-SJ_MODELS = {
-    "base": (base_model_input(SJ["base_model"]), TINY_MODEL if SJ["base_model"] == "tiny" else SJ["base_model"]),
-    "grpo": ({"model": f"{GRPO_DIR}/final"}, f"{GRPO_DIR}/final"),
-}
+# model label -> (named inputs, the --model argument); evaluated in this order, the first is the reference
+SJ_MODELS = {"base": (base_model_input(SJ["base_model"]), TINY_MODEL if SJ["base_model"] == "tiny" else SJ["base_model"])}
+if SFTW["enabled"]:
+    SJ_MODELS["sft"] = ({"model": f"{SFTW_DIR}/final"}, f"{SFTW_DIR}/final")
+# GRPO starts from the format-warmed model when the warm-up is on, else from the base model
+GRPO_START = SJ_MODELS["sft" if SFTW["enabled"] else "base"]
+SJ_MODELS["grpo"] = ({"model": f"{GRPO_DIR}/final"}, f"{GRPO_DIR}/final")
+SJ_LABELS = [*SJ_MODELS, "baseline"]
+
+
+rule scijudge_sft_data:
+    input:
+        train=PAIRS["train"],
+        audit=PAIRS_AUDIT,
+    output:
+        SFTW_DATA,
+    params:
+        max_pairs=opt("--max-pairs", SFTW["max_pairs"]),
+        seed=config["seed"],
+    log:
+        f"{LOGS}/scijudge_sft_data.log",
+    benchmark:
+        f"{BENCH}/scijudge_sft_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "python -m workflow_scripts.datasets.scijudge_sft --pairs {input.train} --out {output}"
+        " {params.max_pairs} --seed {params.seed} > {log} 2>&1"
+
+
+rule scijudge_sft_warmup:
+    input:
+        **SJ_MODELS["base"][0],
+        train=SFTW_DATA,
+    output:
+        model=directory(f"{SFTW_DIR}/final"),
+        state=f"{SFTW_DIR}/trainer_state.json",
+        curves=report(
+            f"{SFTW_DIR}/curves.png", caption="report/scijudge_sft_curves.rst", category="SciJudge", subcategory="training"
+        ),
+    params:
+        run_dir=lambda w, output: os.path.dirname(output.state),
+        model=lambda w, input: input.get("model", SJ["base_model"]),
+        launch=launch_args(SFTW["launch"]),
+        trainer=lambda w: arg(SFTW["trainer"] | {"seed": config["seed"]}),
+    log:
+        f"{LOGS}/scijudge_sft_warmup.log",
+    benchmark:
+        f"{BENCH}/scijudge_sft_warmup.tsv"
+    threads: SFTW["resources"]["cpus_per_task"]
+    resources:
+        **slurm_resources(SFTW["resources"], SFTW["launch"]["nodes"], SFTW["launch"]["gpus_per_node"]),
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "python -m workflow_scripts.train.launch {params.launch} -- -m workflow_scripts.train.sft"
+        " --model {params.model} --train {input.train} --output-dir {params.run_dir}"
+        " --config-json {params.trainer} > {log} 2>&1"
 
 
 rule scijudge_grpo:
     input:
-        **SJ_MODELS["base"][0],
+        **GRPO_START[0],
         train=PAIRS["train"],
         audit=PAIRS_AUDIT,
     output:
@@ -25,7 +83,7 @@ rule scijudge_grpo:
         ),
     params:
         run_dir=lambda w, output: os.path.dirname(output.state),
-        model=lambda w, input: input.get("model", SJ["base_model"]),
+        model=lambda w, input: input.get("model", GRPO_START[1]),
         launch=launch_args(GRPO["launch"]),
         trainer=lambda w: arg(GRPO["trainer"] | {"seed": config["seed"]}),
     log:
@@ -102,7 +160,7 @@ rule scijudge_baseline:
 rule scijudge_metrics:
     input:
         # order matters: the first model is the reference of the paired differences (base model)
-        predictions=[f"{SJ_EVAL_DIR}/predictions/{m}.parquet" for m in ("base", "grpo", "baseline")],
+        predictions=[f"{SJ_EVAL_DIR}/predictions/{m}.parquet" for m in SJ_LABELS],
     output:
         json=SJ_METRICS,
         md=report(f"{SJ_EVAL_DIR}/metrics.md", caption="report/scijudge_table.rst", category="SciJudge", subcategory="evaluation"),
@@ -113,6 +171,7 @@ rule scijudge_metrics:
         level=SJ_EVAL["metrics"]["ci_level"],
         fields=",".join(config["fields"]),
         seed=config["seed"],
+        labels=",".join(SJ_LABELS),
     log:
         f"{LOGS}/scijudge_metrics.log",
     benchmark:
@@ -124,6 +183,6 @@ rule scijudge_metrics:
     conda:
         "../envs/eval.yaml"
     shell:
-        "python -m workflow_scripts.eval.scijudge metrics {params.preds} --labels base,grpo,baseline"
+        "python -m workflow_scripts.eval.scijudge metrics {params.preds} --labels {params.labels}"
         " --out-json {output.json} --out-md {output.md} --out-png {output.png} --bootstrap {params.bootstrap}"
         " --ci-level {params.level} --seed {params.seed} --fields {params.fields} > {log} 2>&1"

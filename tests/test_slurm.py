@@ -1,9 +1,11 @@
-"""The SLURM profiles. The demo data DAG through sbatch (profiles/ci against the one-node cluster of .ci/slurm_up.sh)
-gives byte-identical datasets to a local run; profiles/slurm parses and dry-runs without any SLURM."""
+"""The SLURM profiles. The demo DAG through sbatch (profiles/ci against the one-node cluster of .ci/slurm_up.sh),
+GRPO training job included, gives byte-identical datasets to a local run, and a job SLURM refuses has the sbatch
+error in its rule log; profiles/slurm parses and dry-runs without any SLURM."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ import pytest
 from tests.workflow_runner import ROOT, planned_jobs, snakemake, write_config
 
 DATA_TARGETS = ("audit", "pairs", "papers", "citations")
+TRAINING = ("tiny_base_model", "scijudge_grpo")  # run through SLURM only: the comparison is of the datasets
 # deterministic datasets, compared byte for byte
 COMPARED = ("results/arxiv/*.parquet", "results/scijudge/pairs/*.parquet")
 
@@ -38,7 +41,7 @@ def _slurm_unavailable() -> str | None:
 
 
 @pytest.mark.slow
-def test_demo_data_through_slurm_is_byte_identical_to_a_local_run(tmp_path_factory):
+def test_demo_through_slurm_is_byte_identical_to_a_local_run(tmp_path_factory):
     # one test, not a module fixture shared by several: pytest -n 2 could run such a fixture once per worker
     reason = _slurm_unavailable()
     if reason:
@@ -52,7 +55,7 @@ def test_demo_data_through_slurm_is_byte_identical_to_a_local_run(tmp_path_facto
     # side by side: the SLURM run mostly waits for status polls, so the local run costs it little
     with ThreadPoolExecutor(2) as pool:
         slurm_run = pool.submit(snakemake, slurm_dir, "--profile", str(ROOT / "profiles/ci"), *DATA_TARGETS,
-                                timeout=600)
+                                "scijudge_model", timeout=900)
         local_run = pool.submit(snakemake, local_dir, "--cores", "2", *DATA_TARGETS, timeout=600)
         via_slurm, local = slurm_run.result(), local_run.result()
 
@@ -64,7 +67,7 @@ def test_demo_data_through_slurm_is_byte_identical_to_a_local_run(tmp_path_facto
     ran_locally = set(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", local.stdout + local.stderr))
     per_rule = {p.parent.name.removeprefix("rule_"): p.stem
                 for p in (slurm_dir / ".snakemake/slurm_logs").glob("rule_*/*.log")}
-    assert set(per_rule) == ran_locally - set(DATA_TARGETS), (sorted(per_rule), sorted(ran_locally))
+    assert set(per_rule) == ran_locally - set(DATA_TARGETS) | set(TRAINING), (sorted(per_rule), sorted(ran_locally))
     assert set(per_rule.values()) <= set(submitted.values()), (per_rule, submitted)
     # and SLURM itself ran them (the CI cluster keeps finished jobs in squeue for MinJobAge=600 s)
     proc = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T", "-j", ",".join(submitted.values())],
@@ -80,6 +83,18 @@ def test_demo_data_through_slurm_is_byte_identical_to_a_local_run(tmp_path_facto
     from_slurm = digests(slurm_dir)
     assert len(from_slurm) >= 5, sorted(from_slurm)
     assert from_slurm == digests(local_dir)
+    # the training job ran its steps inside the SLURM allocation, through the launcher
+    state = json.loads((slurm_dir / "results/scijudge/grpo/trainer_state.json").read_text())
+    assert state["global_step"] == 4
+
+    # a GPU job on a partition without GPUs: SLURM refuses it, and the reason lands in the rule's own log
+    cfg = write_config(slurm_dir, "gpu.yaml", scijudge={"eval": {"resources": {"mem_mb": 1000, "runtime": 10,
+                                                                               "cpus_per_task": 1, "gpus": 1}}})
+    refused = snakemake(slurm_dir, "--profile", str(ROOT / "profiles/ci"), "results/scijudge/eval/predictions/base.parquet",
+                        config=cfg, check=False, timeout=300)
+    assert refused.returncode != 0
+    rule_log = (slurm_dir / "results/logs/scijudge_eval_model/base.log").read_text()
+    assert "sbatch: error" in rule_log and "gres" in rule_log, rule_log
 
 
 # ----------------------------------------------------------------------------- profiles/slurm, no SLURM needed

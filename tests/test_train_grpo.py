@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -62,6 +64,25 @@ def test_grpo_launcher_checkpoint_final_and_resume(tmp_path, tiny_model_dir, sci
     assert [e["step"] for e in steps(second)] == [1, 2, 3, 4]
     # steps 1-2 are the first run's records, restored from the checkpoint (a fresh run would re-time them)
     assert steps(second)[:2] == steps(first)[:2]
+
+    # killed for real (SIGKILL to the whole launcher process group, as a preempted job) once checkpoint-5 is
+    # written, then rerun: the step count continues from the last complete checkpoint
+    cmd7 = [*cmd[:cmd.index("--config-json")], "--config-json", json.dumps({**CPU_BLOCK, "max_steps": 7})]
+    victim = subprocess.Popen(cmd7, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoint-5" / "trainer_state.json").exists():
+            assert victim.poll() is None and time.monotonic() < deadline, "training ended before checkpoint-5"
+            time.sleep(0.2)
+    finally:
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+    assert _state(out / "trainer_state.json")["global_step"] < 7  # the kill came before the end
+    rerun = subprocess.run(cmd7, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    third = _state(out / "trainer_state.json")
+    assert third["global_step"] == 7 and [e["step"] for e in steps(third)] == list(range(1, 8))
+    assert steps(third)[:5] == steps(_state(out / "checkpoint-5" / "trainer_state.json"))[:5]
 
     png = tmp_path / "curves.png"
     curves.main(["--state", str(out / "trainer_state.json"), "--out", str(png)])

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from workflow_scripts.common.cli import parser, setup_logging
+from workflow_scripts.train.run_dir import fingerprint, reset_stale_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +331,7 @@ def _parse_entry(entry: Sequence[str]) -> tuple[str | None, argparse.Namespace]:
     module = entry[1] if len(entry) > 1 and entry[0] == "-m" else None
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     p.add_argument("--config-json", type=json_arg, default=None)
-    for option in ("--config-file", "--model", "--output-dir"):
+    for option in ("--config-file", "--model", "--output-dir", "--train"):
         p.add_argument(option, default=None)
     known, _ = p.parse_known_args(entry[2:] if module else entry)
     return module, known
@@ -493,6 +494,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.dry_run:
         print("\n".join(lines))
         return
+    # once, before any rank starts: checkpoints of another run must not be resumed (see run_dir)
+    model, train, output_dir = entry_options(entry, "model", "train", "output_dir")
+    reset_stale_checkpoints(output_dir, fingerprint(model, train, entry_point_block(entry)[1]))
     sys.stdout.flush()
     sys.stderr.flush()
     if plan.server:
