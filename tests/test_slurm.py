@@ -19,7 +19,8 @@ import pytest
 from tests.workflow_runner import ROOT, planned_jobs, snakemake, write_config
 
 DATA_TARGETS = ("audit", "pairs", "papers", "citations")
-TRAINING = ("tiny_base_model", "scijudge_grpo")  # run through SLURM only: the comparison is of the datasets
+# run through SLURM only: the comparison with the local run is of the datasets
+TRAINING = ("tiny_base_model", "scijudge_sft_data", "scijudge_sft_warmup", "scijudge_grpo")
 # deterministic datasets, compared byte for byte
 COMPARED = ("results/arxiv/*.parquet", "results/scijudge/pairs/*.parquet")
 
