@@ -46,11 +46,12 @@ def ood_pairs(papers: pd.DataFrame, eligible_ids, hi_q=0.75, lo_q=0.25, days=5, 
     pool["day"] = (pool["published"] - pd.Timestamp("1970-01-01")).dt.days
     hi = pool[pool["citations"] >= pool["q_hi"]]
     lo = pool[(pool["citations"] <= pool["q_lo"]) & (pool["citations"] < pool["q_hi"])]
-    cand = hi.merge(lo, on="subcategory", suffixes=("_h", "_l"))
-    gap = (cand["day_h"] - cand["day_l"]).abs()
-    ok = (gap <= days) & (cand["arxiv_id_h"] != cand["arxiv_id_l"])
+    # each low paper once per day offset, then an equi-join on (subcategory, day): no subcategory-wide cross product
+    lo = pd.concat([lo.assign(day=lo["day"] + k, gap=abs(k)) for k in range(-days, days + 1)])
+    cand = hi.merge(lo, on=["subcategory", "day"], suffixes=("_h", "_l"))
+    ok = cand["arxiv_id_h"] != cand["arxiv_id_l"]
     ok &= (cand["citations_h"] - cand["citations_l"]) >= np.maximum(rel * cand["citations_h"], cand["d_s_h"])
-    cand = cand[ok].assign(gap=gap[ok])[["arxiv_id_h", "arxiv_id_l", "gap"]]
+    cand = cand[ok][["arxiv_id_h", "arxiv_id_l", "gap"]]
     matched = []
     for _ in range(20):  # same round cap as the polars matcher
         if not len(cand):
@@ -87,21 +88,27 @@ def build(papers_path, citations_path, block, seed, out_dir):
     used = set(splits["test_id"]["hi_id"]) | set(splits["test_id"]["lo_id"])
     splits["test_ood"] = ood_pairs(late, [i for i in late_ok["arxiv_id"] if i not in used], ood["hi_quantile"], ood["lo_quantile"],
                                    ood["max_days_apart"], ood["rel_diff"], ood["ds_floor"], ood["ds_scale"], tuple(ood["ds_quantiles"]))
-    by_id = papers.set_index("arxiv_id")
+    attrs = papers.set_index("arxiv_id")
     rng = np.random.default_rng(seed)
     counts = {}
     for name, pairs in splits.items():
-        rows = []
-        for hi, lo in zip(pairs["hi_id"], pairs["lo_id"]):
-            a, b = (hi, lo) if rng.integers(0, 2) else (lo, hi)
-            pa, pb = by_id.loc[a], by_id.loc[b]
-            row = {"pair_id": f"{name}-{hi}-{lo}", "correct_answer": "A" if a == hi else "B"}
-            for side, pid, pr in (("a", a, pa), ("b", b, pb)):
-                row.update({f"paper_{side}_arxiv_id": pid, f"paper_{side}_title": pr["title"], f"paper_{side}_abstract": pr["abstract"],
-                            f"paper_{side}_date": pr["published"].date(), f"paper_{side}_category": pr["field"],
-                            f"paper_{side}_subcategory": pr["subcategory"], f"paper_{side}_citations": pr["citations"]})
-            row["messages"] = render_messages(row, system_prompt=block["system_prompt"], user_template=block["user_template"], today=block["today"])
-            rows.append(row)
-        pd.DataFrame(rows).to_parquet(Path(out_dir) / f"{name}.parquet")
+        hi_is_a = rng.integers(0, 2, len(pairs)).astype(bool)
+        ids = {"a": np.where(hi_is_a, pairs["hi_id"], pairs["lo_id"]), "b": np.where(hi_is_a, pairs["lo_id"], pairs["hi_id"])}
+        rows = pd.DataFrame({"pair_id": [f"{name}-{h}-{lo}" for h, lo in zip(pairs["hi_id"], pairs["lo_id"])], "split": name,
+                             "correct_answer": np.where(hi_is_a, "A", "B")})
+        for side, sel in ids.items():
+            p = attrs.loc[sel]
+            rows[f"paper_{side}_arxiv_id"] = sel
+            rows[f"paper_{side}_title"] = p["title"].to_numpy()
+            rows[f"paper_{side}_abstract"] = p["abstract"].to_numpy()
+            rows[f"paper_{side}_date"] = p["published"].dt.date.to_numpy()
+            rows[f"paper_{side}_category"] = p["field"].to_numpy()
+            rows[f"paper_{side}_subcategory"] = p["subcategory"].to_numpy()
+            rows[f"paper_{side}_citations"] = p["citations"].to_numpy()
+        rows["messages"] = [
+            render_messages(r, system_prompt=block["system_prompt"], user_template=block["user_template"], today=block["today"])
+            for r in rows[[f"paper_{s}_{k}" for s in "ab" for k in ("title", "abstract", "date")]].to_dict("records")
+        ]
+        rows.to_parquet(Path(out_dir) / f"{name}.parquet")
         counts[name] = len(rows)
     print(json.dumps(counts))
