@@ -92,9 +92,14 @@ def citation_responses():
     return CIT["snapshot_dir"] if CIT["mode"] == "snapshot" else f"{RAW}/citations/{CIT['source']}.done.json"
 
 
-def base_model_input(name):
-    """The tiny demo model is a rule output; a hub id or a local directory is used as given."""
-    return {"model": TINY_MODEL} if name == "tiny" else {}
+def model_path(name):
+    """A configured base model: "tiny" is the from-scratch demo model this workflow builds."""
+    return TINY_MODEL if name == "tiny" else name
+
+
+def model_input(path):
+    """A model this workflow builds is a rule input; a hub id or an external directory is used as given."""
+    return {"model": path} if path.startswith(f"{RESULTS}/") else {}
 
 
 def launch_args(launch):

@@ -1,16 +1,17 @@
-# SciJudge model line: GRPO (DAPO loss) on the train pairs, then the pairwise evaluation of the base model, the
-# trained model and a non-LLM baseline on the in-domain and temporal-OOD tests (both A/B orders per pair).
+# SciJudge model line: an optional SFT format warm-up, GRPO (DAPO loss) on the train pairs, then the pairwise
+# evaluation of the base, warmed-up and trained models and a non-LLM baseline on the in-domain and temporal-OOD tests
+# (both A/B orders per pair).
 
 GRPO = SJ["grpo"]
 SFTW = SJ["sft_warmup"]
 SJ_EVAL = SJ["eval"]
-# model label -> (named inputs, the --model argument); evaluated in this order, the first is the reference
-SJ_MODELS = {"base": (base_model_input(SJ["base_model"]), TINY_MODEL if SJ["base_model"] == "tiny" else SJ["base_model"])}
+# model label -> the --model argument; evaluated in this order, the first is the reference of the differences
+SJ_MODELS = {"base": model_path(SJ["base_model"])}
 if SFTW["enabled"]:
-    SJ_MODELS["sft"] = ({"model": f"{SFTW_DIR}/final"}, f"{SFTW_DIR}/final")
+    SJ_MODELS["sft"] = f"{SFTW_DIR}/final"
 # GRPO starts from the format-warmed model when the warm-up is on, else from the base model
 GRPO_START = SJ_MODELS["sft" if SFTW["enabled"] else "base"]
-SJ_MODELS["grpo"] = ({"model": f"{GRPO_DIR}/final"}, f"{GRPO_DIR}/final")
+SJ_MODELS["grpo"] = f"{GRPO_DIR}/final"
 SJ_LABELS = [*SJ_MODELS, "baseline"]
 
 
@@ -40,7 +41,7 @@ rule scijudge_sft_data:
 
 rule scijudge_sft_warmup:
     input:
-        **SJ_MODELS["base"][0],
+        **model_input(SJ_MODELS["base"]),
         train=SFTW_DATA,
     output:
         model=directory(f"{SFTW_DIR}/final"),
@@ -50,7 +51,7 @@ rule scijudge_sft_warmup:
         ),
     params:
         run_dir=lambda w, output: os.path.dirname(output.state),
-        model=lambda w, input: input.get("model", SJ["base_model"]),
+        model=lambda w: SJ_MODELS["base"],
         launch=launch_args(SFTW["launch"]),
         trainer=lambda w: arg(SFTW["trainer"] | {"seed": config["seed"]}),
     log:
@@ -70,7 +71,7 @@ rule scijudge_sft_warmup:
 
 rule scijudge_grpo:
     input:
-        **GRPO_START[0],
+        **model_input(GRPO_START),
         train=PAIRS["train"],
         audit=PAIRS_AUDIT,
     output:
@@ -83,7 +84,7 @@ rule scijudge_grpo:
         ),
     params:
         run_dir=lambda w, output: os.path.dirname(output.state),
-        model=lambda w, input: input.get("model", GRPO_START[1]),
+        model=lambda w: GRPO_START,
         launch=launch_args(GRPO["launch"]),
         trainer=lambda w: arg(GRPO["trainer"] | {"seed": config["seed"]}),
     log:
@@ -103,13 +104,13 @@ rule scijudge_grpo:
 
 rule scijudge_eval_model:
     input:
-        unpack(lambda w: SJ_MODELS[w.model][0]),
+        unpack(lambda w: model_input(SJ_MODELS[w.model])),
         pairs=SJ_TEST,
         audit=PAIRS_AUDIT,
     output:
         f"{SJ_EVAL_DIR}/predictions/{{model}}.parquet",
     params:
-        model=lambda w: SJ_MODELS[w.model][1],
+        model=lambda w: SJ_MODELS[w.model],
         pairs=lambda w, input: " ".join(f"--pairs {p}" for p in input.pairs),
         gen=lambda w: arg(SJ_EVAL["generation"]),
         prompt=lambda w: arg({k: SJ[k] for k in ("today", "system_prompt", "user_template")}),

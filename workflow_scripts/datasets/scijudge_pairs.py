@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import string
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import polars as pl
@@ -53,10 +53,11 @@ class PairConfig:
 
     @classmethod
     def from_block(cls, block: dict) -> "PairConfig":
-        missing = [k for k in ("today", "system_prompt", "user_template", "pairs") if k not in block]
+        keys = [f.name for f in fields(cls)]
+        missing = [k for k in keys if k not in block]
         if missing:
             raise KeyError(f"scijudge config block lacks key(s) {missing}")
-        return cls(**{k: block[k] for k in ("today", "system_prompt", "user_template", "pairs")})
+        return cls(**{k: block[k] for k in keys})
 
 
 def load_papers(papers_path: str, citations_path: str, window: str) -> tuple[pl.DataFrame, dict]:
@@ -218,12 +219,13 @@ def split_stats(sides: pl.DataFrame) -> dict:
 
 
 def render_card(stats: dict, block: PairConfig) -> str:
-    fields = sorted({f for s in SPLITS for f in stats["splits"][s]["per_field"]}, key=lambda f: (f not in FIELDS, FIELDS.index(f) if f in FIELDS else 0, f))
-    head = "| split | " + " | ".join(fields) + " | total | answer A | answer B | share A |"
-    lines = [head, "|" + "---|" * (len(fields) + 5)]
+    names = sorted({f for s in SPLITS for f in stats["splits"][s]["per_field"]},
+                   key=lambda f: (f not in FIELDS, FIELDS.index(f) if f in FIELDS else 0, f))
+    head = "| split | " + " | ".join(names) + " | total | answer A | answer B | share A |"
+    lines = [head, "|" + "---|" * (len(names) + 5)]
     for s in SPLITS:
         st = stats["splits"][s]
-        cells = [str(st["per_field"].get(f, 0)) for f in fields]
+        cells = [str(st["per_field"].get(f, 0)) for f in names]
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {st['pairs']} | {st['answer_A']} | {st['answer_B']} | {st['share_A']} |")
     p = block.pairs
     return "\n".join(

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-SIDES = ("a", "b")
-
-
 def render_messages(
     pair: Mapping, *, system_prompt: str, user_template: str, today: str, swap: bool = False
 ) -> list[dict[str, str]]:

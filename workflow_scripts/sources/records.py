@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
-import unicodedata
 from email.utils import parsedate_to_datetime
 from typing import Iterable, Mapping, Sequence
 
@@ -57,16 +56,9 @@ def clean_text(text: str | None) -> str | None:
     return " ".join(text.split()) or None  # str.split's whitespace is regex \s, but several times faster
 
 
-def normalize_title(title: str) -> str:
-    """Case-, accent-, punctuation- and whitespace-insensitive key for matching the same paper under two ids."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    return _NON_ALNUM_RE.sub(" ", text).strip()
-
-
 def normalize_title_expr(col: str = "title") -> pl.Expr:
-    """Vectorized twin of :func:`normalize_title` for polars frames (ASCII folding of accents is approximated by
-    dropping non-alphanumerics, which is what the Python version does after stripping combining marks)."""
+    """Case-, accent-, punctuation- and whitespace-insensitive key for matching one paper under two ids (the
+    re-submission check of the pair builder and the leakage audit): NFKD, drop combining marks, keep [0-9a-z]."""
     return (
         pl.col(col)
         .str.normalize("NFKD")
