@@ -17,6 +17,7 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/arxiv.smk"
 include: "rules/citations.smk"
+include: "rules/quality.smk"
 include: "rules/scijudge.smk"
 include: "rules/models.smk"
 include: "rules/scijudge_model.smk"
@@ -36,7 +37,9 @@ rule all:
         CITATIONS,
         PAIRS.values(),
         PAIRS_AUDIT,
-        SJ_METRICS,
+        SJ_TRAINING,
+        SJ_EVALUATION,
+        DATA_QUALITY,
 
 
 # Named targets, one per artifact: `snakemake papers`, `snakemake pairs`, ...
@@ -63,9 +66,10 @@ rule audit:
 
 rule scijudge_model:
     input:
-        rules.scijudge_grpo.output,
+        SJ_TRAINING,
 
 
 rule scijudge_eval:
     input:
-        rules.scijudge_metrics.output,
+        SJ_TRAINING,
+        SJ_EVALUATION,

@@ -9,6 +9,10 @@ localrules:
 
 
 FIELD_ARGS = f"--fields {arg(config['fields'])} --unmapped-field {arg(config['unmapped_field'])}"
+# the bad-file policy of every reader step, citations.smk's included
+BAD_INPUT_ARGS = f"--max-lost-fraction {config['bad_input']['max_lost_fraction']}" + (
+    " --quarantine-bad-files" if config["bad_input"]["quarantine"] else ""
+)
 
 
 rule arxiv_oai_harvest:
@@ -51,6 +55,9 @@ rule arxiv_oai_parse:
     params:
         pages=lambda w, input: " ".join(map(harvested, input)),
         fields=FIELD_ARGS,
+        # snapshot pages may hold more than the configured sets: records outside them are excluded and counted
+        sets=" ".join(ARXIV["oai_pmh"]["sets"]),
+        bad_input=BAD_INPUT_ARGS,
     log:
         f"{LOGS}/arxiv_oai_parse.log",
     benchmark:
@@ -63,7 +70,8 @@ rule arxiv_oai_parse:
         "../envs/data.yaml"
     shell:
         "python -m workflow_scripts.sources.oai_pmh parse --pages {params.pages} --out {output.papers}"
-        " --rejects {output.rejects} --summary {output.summary} {params.fields} > {log} 2>&1"
+        " --rejects {output.rejects} --summary {output.summary} {params.fields} --sets {params.sets}"
+        " {params.bad_input} > {log} 2>&1"
 
 
 if ARXIV["dump"]["mode"] == "download":
@@ -97,14 +105,15 @@ if ARXIV["dump"]["mode"] == "download":
 
 rule arxiv_dump_import:
     input:
-        ARXIV["dump"]["path"],
+        dump=dump_input(),
     output:
         papers=reader_output("dump"),
         rejects=f"{INTERIM}/dump.rejects.jsonl",
         summary=f"{INTERIM}/dump.summary.json",
     params:
-        chunk_lines=ARXIV["dump"]["chunk_lines"],
+        dump=lambda w, input: harvested(input.dump),
         fields=FIELD_ARGS,
+        bad_input=BAD_INPUT_ARGS,
     log:
         f"{LOGS}/arxiv_dump_import.log",
     benchmark:
@@ -113,11 +122,14 @@ rule arxiv_dump_import:
     resources:
         mem_mb=16000,
         runtime=120,
+        # speed and memory only, the same table: a resource, since a changed param would rerun everything downstream
+        chunk_lines=ARXIV["dump"]["chunk_lines"],
     conda:
         "../envs/data.yaml"
     shell:
-        "python -m workflow_scripts.sources.arxiv_dump --dump {input} --out {output.papers} --rejects {output.rejects}"
-        " --summary {output.summary} --chunk-lines {params.chunk_lines} --workers {threads} {params.fields} > {log} 2>&1"
+        "python -m workflow_scripts.sources.arxiv_dump --dump {params.dump} --out {output.papers}"
+        " --rejects {output.rejects} --summary {output.summary} --chunk-lines {resources.chunk_lines}"
+        " --workers {threads} {params.fields} {params.bad_input} > {log} 2>&1"
 
 
 rule arxiv_api_fetch:
@@ -157,6 +169,7 @@ rule arxiv_api_parse:
     params:
         feeds=lambda w, input: " ".join(map(harvested, input)),
         fields=FIELD_ARGS,
+        bad_input=BAD_INPUT_ARGS,
     log:
         f"{LOGS}/arxiv_api_parse.log",
     benchmark:
@@ -169,7 +182,7 @@ rule arxiv_api_parse:
         "../envs/data.yaml"
     shell:
         "python -m workflow_scripts.sources.arxiv_api parse --feeds {params.feeds} --out {output.papers}"
-        " --rejects {output.rejects} --summary {output.summary} {params.fields} > {log} 2>&1"
+        " --rejects {output.rejects} --summary {output.summary} {params.fields} {params.bad_input} > {log} 2>&1"
 
 
 rule arxiv_papers:

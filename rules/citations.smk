@@ -50,6 +50,7 @@ rule citations_table:
     params:
         source=CIT["source"],
         responses=lambda w, input: harvested(input.responses),
+        bad_input=BAD_INPUT_ARGS,
     log:
         f"{LOGS}/citations_table.log",
     benchmark:
@@ -63,4 +64,4 @@ rule citations_table:
     shell:
         "python -m workflow_scripts.sources.citations parse --source {params.source} --responses {params.responses}"
         " --papers {input.papers} --out {output.citations} --report {output.report} --rejects {output.rejects}"
-        " > {log} 2>&1"
+        " {params.bad_input} > {log} 2>&1"

@@ -1,5 +1,6 @@
 # Config validation, paths, and the helpers every rule file uses.
 
+import functools
 import json
 import os
 import re
@@ -9,7 +10,9 @@ import sys
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
-from workflow_scripts.common.config import check_config, with_defaults
+from workflow_scripts.common import manifest
+from workflow_scripts.common.config import ConfigError, check_config, snapshot_paths, snapshot_problems, with_defaults
+from workflow_scripts.common.redact import secret_var_names
 
 # friendly messages naming the key and the allowed values first, then Snakemake's own validation filling defaults
 check_config(config)
@@ -21,13 +24,16 @@ config.update(with_defaults(config))
 # conda envs are in use, `python` is the interpreter that runs Snakemake (a virtualenv need not be activated)
 _conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 _path = "" if _conda else f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
-shell.prefix(f"set -euo pipefail; {_path}export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# the names (never the values) of the variables holding secrets: every step redacts their values from what it prints
+_secret_vars = shlex.quote(",".join(secret_var_names(config)))
+shell.prefix(f"set -euo pipefail; {_path}export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; export SCITASTE_SECRET_VARS={_secret_vars}; ")
 
 # ---- paths: one place for every artifact the rules share
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 RAW = f"{RESULTS}/raw"  # harvested native-format files (kept across failed jobs: never a declared output)
+MANIFESTS = f"{RESULTS}/manifests"  # one per snapshot input, written as the rules are read (see snapshot_input)
 INTERIM = f"{RESULTS}/interim/arxiv"
 PAPERS = f"{RESULTS}/arxiv/papers.parquet"
 CITATIONS = f"{RESULTS}/arxiv/citations.parquet"
@@ -46,6 +52,7 @@ SJ_TEST = [PAIRS["test_id"], PAIRS["test_ood"]]
 
 ARXIV = config["arxiv"]
 CIT = config["citations"]
+SNAPSHOTS = snapshot_paths(config)  # config key -> snapshot file or directory the configured readers read
 SJ = config["scijudge"]
 
 
@@ -69,9 +76,54 @@ def slug(name):
     return name.replace(":", "+")
 
 
-def harvested(done_or_dir):
-    """The directory of native files behind a harvest's `.done.json` (a snapshot directory is itself)."""
-    return done_or_dir.removesuffix(".done.json")
+def harvested(path):
+    """The native files behind a reader's input: a harvest's `.done.json` stands for its directory, a snapshot's
+    manifest for the snapshot (see snapshot_input); any other path is itself."""
+    if path.startswith(f"{MANIFESTS}/") and path.endswith(".json"):
+        return SNAPSHOTS[path[len(MANIFESTS) + 1 : -len(".json")]]
+    return path.removesuffix(".done.json")
+
+
+def config_value(key):
+    """The config value at a dotted key, e.g. arxiv.oai_pmh.snapshot_dir."""
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def produced_here(path):
+    """Whether a rule defined so far writes `path` (the demo's rules are included before the readers')."""
+    return any(rule.is_producer(path) for rule in workflow.rules)
+
+
+@functools.cache
+def check_snapshots():
+    """Every snapshot the readers use exists or is written by a rule. Checked while the rules are read, not in an
+    input function: Snakemake drops a failing input function's job where its outputs exist ("Nothing to be done")."""
+    problems = snapshot_problems(config, lambda path: produced_here(os.path.normpath(path)))
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def snapshot_input(key):
+    """The input standing for the snapshot file or directory at config `key`.
+
+    A snapshot written by a rule of this workflow (the demo's) is used as it is, so that its producer stays in the
+    DAG and Snakemake tracks it as that producer's output. Any other snapshot is represented by its manifest
+    (workflow_scripts.common.manifest), rewritten here only when a file under the snapshot is added, removed or
+    edited: the manifest's mtime, unlike a directory's, moves exactly then, so the rules reading the snapshot rerun
+    exactly then. `harvested` maps the manifest back to the snapshot path that the command gets.
+    """
+    if key not in SNAPSHOTS:  # a reader the config does not use: its rule is not in the DAG
+        return config_value(key) or []
+    check_snapshots()
+    path = os.path.normpath(SNAPSHOTS[key])
+    if produced_here(path):
+        return path
+    manifest_path = f"{MANIFESTS}/{key}.json"
+    manifest.update(manifest_path, path)
+    return manifest_path
 
 
 def reader_output(reader):
@@ -79,17 +131,25 @@ def reader_output(reader):
 
 
 def reader_input(reader):
-    """What a reader parses: the snapshot directory, or the harvest's `.done.json` marker(s)."""
+    """What a reader parses: the snapshot directory (see snapshot_input), or the harvest's `.done.json` marker(s)."""
     block = ARXIV[reader]
     if block["mode"] == "snapshot":
-        return [block["snapshot_dir"]]
+        return snapshot_input(f"arxiv.{reader}.snapshot_dir")
     if reader == "oai_pmh":
         return [f"{RAW}/oai_pmh/{s}.done.json" for s in OAI_SETS]
     return [f"{RAW}/arxiv_api.done.json"]
 
 
 def citation_responses():
-    return CIT["snapshot_dir"] if CIT["mode"] == "snapshot" else f"{RAW}/citations/{CIT['source']}.done.json"
+    """What the citation table parses: the snapshot directory (see snapshot_input), or the harvest's `.done.json`."""
+    if CIT["mode"] == "snapshot":
+        return snapshot_input("citations.snapshot_dir")
+    return f"{RAW}/citations/{CIT['source']}.done.json"
+
+
+def dump_input():
+    """The metadata dump file: a snapshot (see snapshot_input), or the download rule's output."""
+    return snapshot_input("arxiv.dump.path") if ARXIV["dump"]["mode"] == "snapshot" else ARXIV["dump"]["path"]
 
 
 def model_path(name):

@@ -112,7 +112,9 @@ rule scijudge_eval_model:
     params:
         model=lambda w: SJ_MODELS[w.model],
         pairs=lambda w, input: " ".join(f"--pairs {p}" for p in input.pairs),
-        gen=lambda w: arg(SJ_EVAL["generation"]),
+        # the settings that define the predictions; the batch size (speed and memory) goes as a resource, since a
+        # changed param would rerun every evaluation
+        gen=lambda w: arg({k: v for k, v in SJ_EVAL["generation"].items() if k != "batch_size"}),
         prompt=lambda w: arg({k: SJ[k] for k in ("today", "system_prompt", "user_template")}),
     log:
         f"{LOGS}/scijudge_eval_model/{{model}}.log",
@@ -123,11 +125,12 @@ rule scijudge_eval_model:
     threads: SJ_EVAL["resources"]["cpus_per_task"]
     resources:
         **slurm_resources(SJ_EVAL["resources"], gpus_per_node=SJ_EVAL["resources"].get("gpus", 0)),
+        gen_batch_size=SJ_EVAL["generation"]["batch_size"],
     conda:
         "../envs/eval.yaml"
     shell:
         "python -m workflow_scripts.eval.scijudge predict --model {params.model} {params.pairs} --out {output}"
-        " --gen-json {params.gen} --prompt-json {params.prompt} > {log} 2>&1"
+        " --gen-json {params.gen} --batch-size {resources.gen_batch_size} --prompt-json {params.prompt} > {log} 2>&1"
 
 
 rule scijudge_baseline:
@@ -187,3 +190,18 @@ rule scijudge_metrics:
         "python -m workflow_scripts.eval.scijudge metrics {params.preds} --labels {params.labels}"
         " --out-json {output.json} --out-md {output.md} --out-png {output.png} --bootstrap {params.bootstrap}"
         " --ci-level {params.level} --seed {params.seed} --fields {params.fields} > {log} 2>&1"
+
+
+# Every artifact of the model line, named as a target (rule all, scijudge_model, scijudge_eval): Snakemake 9 checks
+# the outputs of an intermediate job only when something downstream must run, so a training or evaluation job that
+# failed or was interrupted (its outputs deleted) while the metrics of the previous run are still on disk would
+# otherwise be forgotten ("Nothing to be done"). As targets, a missing one is rebuilt, and what follows it too.
+SJ_TRAINING = [
+    *(rules.scijudge_sft_warmup.output if SFTW["enabled"] else []),
+    *rules.scijudge_grpo.output,
+]
+SJ_EVALUATION = [
+    *(f"{SJ_EVAL_DIR}/predictions/{m}.parquet" for m in SJ_LABELS),
+    *rules.scijudge_baseline.output,
+    *rules.scijudge_metrics.output,
+]

@@ -16,7 +16,7 @@ import pytest
 from tests.loopback import LoopbackServer, Reply
 from workflow_scripts.sources import arxiv_api
 from workflow_scripts.sources.http import HarvestError
-from workflow_scripts.sources.oai_pmh import BadFileError
+from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.records import PAPER_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,26 +164,35 @@ def test_parse_native_snapshot(tmp_path):
     assert (row["published"], row["updated"]) == (dt.date(2025, 1, 1), dt.date(2025, 1, 20))
     assert (row["doi"], row["journal_ref"], row["source"]) == ("10.1234/ex.2025.1", "Proc. Imaginary Conf. 2025", "api")
     assert [(r["record"], r["reason"]) for r in rejects] == [("http://arxiv.org/abs/2501.00003v1", "missing abstract")]
-    assert summary == {"source": "api", "pages": 1, "records": 3, "papers": 2, "duplicates": 0, "rejected": 1,
-                       "rejects": {"missing abstract": 1}}
+    assert summary == {"source": "api", "pages": 1, "records": 3, "papers": 2, "duplicates": 0,
+                       "duplicates_conflicting": 0, "rejected": 1, "rejects": {"missing abstract": 1}, "bad_files": [],
+                       "papers_lost": 0, "papers_lost_estimated": False, "lost_fraction": 0.0}
 
 
-def test_malformed_feed_names_the_file_unless_quarantined(tmp_path):
+def test_bad_feeds_name_the_file_unless_quarantined(tmp_path):
     feeds = tmp_path / "feeds"
     shutil.copytree(FIXTURES, feeds)
     bad = feeds / "cslg-2025-01" / "page-00002.xml"
     bad.write_text(feed([entry(7)], 1, 0)[:-30])
-    with pytest.raises(BadFileError, match="page-00002.xml"):
+    with pytest.raises(BadFileError, match=r"page-00002.xml \(malformed: not well-formed XML"):
         parse(tmp_path, feeds)
     bad.unlink()
     not_a_feed = feeds / "notes.xml"
     not_a_feed.write_text("<html><body>rate limited</body></html>")
-    with pytest.raises(BadFileError, match="notes.xml.*root element"):
+    with pytest.raises(BadFileError, match=r"notes.xml \(html: an HTML page"):
         parse(tmp_path, feeds)
     bad.write_text(feed([entry(7)], 1, 0)[:-30])
-    df, rejects, summary = parse(tmp_path, feeds, extra=("--quarantine-bad-files",))
-    assert df.height == 2 and summary["rejects"] == {"malformed file": 2, "missing abstract": 1}
-    assert {r["file"] for r in rejects if r["reason"].startswith("malformed file")} == {str(bad), str(not_a_feed)}
+    error_feed = feeds / "cslg-2025-01" / "page-00003.xml"  # the API answers a bad query with 200 and an error entry
+    error_feed.write_text(feed(["<entry><id>http://arxiv.org/api/errors#incorrect_id_format_for_1234</id>"
+                                "<title>Error</title><summary>incorrect id format for 1234</summary></entry>"], 1, 0))
+    df, rejects, summary = parse(tmp_path, feeds, extra=("--quarantine-bad-files", "--max-lost-fraction", "1"))
+    assert df.height == 2
+    assert summary["rejects"] == {"bad file (error response)": 1, "bad file (html)": 1, "bad file (malformed)": 1,
+                                  "missing abstract": 1}
+    assert {r["file"] for r in rejects if r["record"] == "*"} == {str(bad), str(not_a_feed), str(error_feed)}
+    assert "incorrect id format for 1234" in {b["file"]: b["detail"] for b in summary["bad_files"]}[str(error_feed)]
+    # three bad pages of (estimated) 3 entries each, against 3 entries read
+    assert (summary["papers_lost"], summary["lost_fraction"]) == (9, 0.75)
 
 
 def test_queries_are_validated():

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from workflow_scripts.sources import arxiv_dump
+from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.records import PAPER_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,8 @@ def test_native_fixture(tmp_path):
 
     assert [(r["record"], r["reason"]) for r in rejects] == [("line 5: 0704.0006", "missing abstract")]
     assert summary == {"source": "dump", "file": str(DUMP), "records": 5, "papers": 3, "duplicates": 1,
-                       "rejected": 1, "rejects": {"missing abstract": 1}}
+                       "duplicates_conflicting": 1, "rejected": 1, "rejects": {"missing abstract": 1}, "bad_files": [],
+                       "papers_lost": 0, "papers_lost_estimated": False, "lost_fraction": 0.0}
 
 
 def test_bad_lines_go_to_rejects_with_line_numbers(tmp_path):
@@ -103,10 +105,15 @@ def test_versions_and_repeats_dedupe_to_latest(tmp_path):
         + line(id="2301.00001v3", title="Newest", update_date="2023-03-01")
         + line(id="2301.00001", title="Middle", update_date="2023-02-01")
         + line(id="2301.00002", title="Only")
+        + line(id="2301.00003", title="First", update_date="2023-01-05")
+        + line(id="2301.00003", title="Read later", update_date="2023-01-05")  # a tie: the line read later wins
+        + line(id="2301.00004", title="Repeat") * 2
     )
     df, _, summary = run(tmp_path, dump)
-    assert df.select("arxiv_id", "title").rows() == [("2301.00001", "Newest"), ("2301.00002", "Only")]
-    assert summary["duplicates"] == 2
+    assert df.select("arxiv_id", "title").rows() == [
+        ("2301.00001", "Newest"), ("2301.00002", "Only"), ("2301.00003", "Read later"), ("2301.00004", "Repeat"),
+    ]
+    assert (summary["duplicates"], summary["duplicates_conflicting"]) == (4, 3)  # an exact repeat is no conflict
 
 
 def test_gzip_chunks_and_workers_give_identical_output(tmp_path):
@@ -123,6 +130,32 @@ def test_gzip_chunks_and_workers_give_identical_output(tmp_path):
     assert (tmp_path / "par.parquet").read_bytes() == (tmp_path / "ref.parquet").read_bytes()
     assert [r["record"] for r in gz_rejects] == [r["record"] for r in ref_rejects] == ["line 5: 0704.0006"]
     assert summary["rejected"] == 1
+
+
+GZ_CUT = "cut"  # the gzip of a few good lines, cut short
+
+
+@pytest.mark.parametrize("kind,body", [
+    ("empty", b""),
+    ("empty", b"\n  \n"),
+    ("html", b"<!DOCTYPE html><html><head><title>Kaggle - Sign in</title></head><body></body></html>"),
+    ("malformed", GZ_CUT),
+])
+def test_bad_dump_file_fails_even_quarantined(tmp_path, kind, body):
+    dump = tmp_path / "dump.json"
+    dump.write_bytes(gzip.compress(line(id="2301.00001") * 3000)[:200] if body == GZ_CUT else body)
+    for extra in ((), ("--quarantine-bad-files", "--max-lost-fraction", "1")):  # what the dump held cannot be counted
+        with pytest.raises(BadFileError, match=rf"{dump} \({kind}:"):
+            run(tmp_path, dump, *extra)
+    assert not (tmp_path / "papers.parquet").exists()
+
+    proc = subprocess.run([sys.executable, "-m", "workflow_scripts.sources.arxiv_dump", "--dump", str(dump), "--out",
+                           str(tmp_path / "p.parquet"), "--rejects", str(tmp_path / "r.jsonl"), "--fields",
+                           json.dumps(FIELDS), "--unmapped-field", "null"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"dump data quality: 1 reject(s) by reason {{'bad file ({kind})': 1}}; 1 bad file(s): {dump} ({kind}); " \
+           "an unknown number of papers lost to them" in proc.stderr
 
 
 def test_missing_file_is_an_error(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -12,9 +14,11 @@ import pytest
 
 from tests.loopback import LoopbackServer, Reply
 from workflow_scripts.sources import citations, openalex, semantic_scholar
+from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.http import HarvestError
 
 UTC = dt.timezone.utc
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_papers(path: Path, ids: list[str], published: list[dt.date] | None = None) -> Path:
@@ -51,12 +55,26 @@ def fetch_args(papers: Path, out: Path, base_url: str, *extra: str) -> list[str]
     return ["-v", "fetch", "--papers", str(papers), "--out-dir", str(out), "--base-url", base_url, "--min-interval-s", "0", *extra]
 
 
-def parse(tmp_path: Path, source: str, responses: Path, papers: Path, name: str = "c") -> tuple[pl.DataFrame, dict, list[dict]]:
+def parse_argv(tmp_path: Path, source: str, responses: Path, papers: Path, name: str, *extra: str) -> list[str]:
     out, report, rejects = tmp_path / f"{name}.parquet", tmp_path / f"{name}.json", tmp_path / f"{name}.rejects.jsonl"
-    argv = ["parse", "--source", source, "--responses", str(responses), "--papers", str(papers)]
-    assert citations.main(argv + ["--out", str(out), "--report", str(report), "--rejects", str(rejects)]) == 0
-    rows = [json.loads(line) for line in rejects.read_text().splitlines()]
-    return pl.read_parquet(out), json.loads(report.read_text()), rows
+    return ["parse", "--source", source, "--responses", str(responses), "--papers", str(papers), "--out", str(out),
+            "--report", str(report), "--rejects", str(rejects), *extra]
+
+
+def outputs(tmp_path: Path, name: str) -> tuple[pl.DataFrame, dict, list[dict]]:
+    rows = [json.loads(line) for line in (tmp_path / f"{name}.rejects.jsonl").read_text().splitlines()]
+    return pl.read_parquet(tmp_path / f"{name}.parquet"), json.loads((tmp_path / f"{name}.json").read_text()), rows
+
+
+def parse(tmp_path: Path, source: str, responses: Path, papers: Path, name: str = "c", *extra: str) -> tuple[pl.DataFrame, dict, list[dict]]:
+    citations.main(parse_argv(tmp_path, source, responses, papers, name, *extra))
+    return outputs(tmp_path, name)
+
+
+def parse_cli(tmp_path: Path, source: str, responses: Path, papers: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    """The step as Snakemake runs it: `python -m ...citations` is __main__, so exception classes must not live there."""
+    cmd = [sys.executable, "-m", "workflow_scripts.sources.citations", *parse_argv(tmp_path, source, responses, papers, name, *extra)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def manifest(out: Path) -> list[dict]:
@@ -105,7 +123,7 @@ def test_s2_batches_bodies_and_api_key(tmp_path, monkeypatch, capfd, with_key):
     frame, report, rejects = parse(tmp_path, "semantic_scholar", out, papers)
     assert frame["arxiv_id"].to_list() == ids
     assert frame["citation_count"].to_list() == [count_of(i) for i in ids]
-    assert (report["with_count"], report["without_count"], report["duplicates_resolved"], rejects) == (1203, 0, 0, [])
+    assert (report["with_count"], report["without_count"], report["duplicates"], rejects) == (1203, 0, 0, [])
 
 
 def test_s2_rerun_requests_nothing_new(tmp_path):
@@ -167,7 +185,7 @@ def test_s2_resume_after_kill_between_file_and_manifest_line(tmp_path):
     frame, report, rejects = parse(tmp_path, "semantic_scholar", out, papers)
     assert frame["arxiv_id"].to_list() == ids
     assert frame["citation_count"].to_list() == [count_of(i) for i in ids]  # the newer fetch beat the stale orphan
-    assert (report["duplicates_resolved"], report["fetched_at_from_mtime"], rejects) == (2, 1, [])
+    assert (report["duplicates"], report["fetched_at_from_mtime"], rejects) == (2, 1, [])
 
 
 def test_s2_non_json_answer_fails_the_run_and_is_requested_again(tmp_path):
@@ -181,9 +199,10 @@ def test_s2_non_json_answer_fails_the_run_and_is_requested_again(tmp_path):
         server.route("/graph/v1/paper/batch", s2_handler())
         semantic_scholar.main(fetch_args(papers, out, server.url + "/graph/v1"))
     assert [row["file"] for row in manifest(out)] == ["batch-000002.json"]
+    # the refused body stays as evidence without a manifest line: superseded by the repeated request, not a bad file
     frame, report, rejects = parse(tmp_path, "semantic_scholar", out, papers)
     assert frame["arxiv_id"].to_list() == ["2101.00001"]
-    assert [(r["file"], r["reason"].split(":")[0]) for r in rejects] == [("batch-000001.json", "malformed response")]
+    assert (report["files_superseded"], report["bad_files"], report["papers_lost"], rejects) == (["batch-000001.json"], [], 0, [])
 
 
 # --- OpenAlex fetch --------------------------------------------------------------------------------------------------
@@ -256,7 +275,7 @@ def test_openalex_without_key_and_with_a_second_page(tmp_path, monkeypatch):
     assert [(row["file"], row["ids"]) for row in manifest(out)] == [("page-000001.json", ids), ("page-000002.json", ids)]
     frame, report, _ = parse(tmp_path, "openalex", out, papers)
     assert frame["arxiv_id"].to_list() == ids
-    assert report["duplicates_resolved"] == 1
+    assert report["duplicates"] == 1
 
 
 def test_batch_size_is_bounded_by_the_api():
@@ -289,35 +308,47 @@ def test_parse_rejects_malformed_and_reports_missing(tmp_path):
     (snap / "b.json").write_text(json.dumps([s2_record("2101.00004", 2)])[:-7])  # truncated mid-record
     (snap / "c.json").write_text(json.dumps({"data": []}))  # valid JSON, not a batch response
 
-    frame, report, rejects = parse(tmp_path, "semantic_scholar", snap, papers)
+    # quarantined: without a manifest the loss is estimated (the largest readable file, at most the papers left)
+    quarantine = ("--quarantine-bad-files", "--max-lost-fraction", "1")
+    frame, report, rejects = parse(tmp_path, "semantic_scholar", snap, papers, "c", *quarantine)
     assert frame.schema == pl.Schema(citations.CITATION_SCHEMA)
     assert frame.select("arxiv_id", "citation_count").rows() == [("2001.00001", 3), ("2101.00003", 8)]
-    assert [(r["file"], r["record"], r["reason"].split(":")[0]) for r in rejects] == [
+    assert [(Path(r["file"]).name, r["record"], r["reason"].split(":")[0]) for r in rejects] == [
         ("a.json", "2", "missing id"),
         ("a.json", "3", "missing count"),
         ("a.json", "4", "bad count"),
         ("a.json", "7", "malformed record"),
-        ("b.json", "-", "malformed response"),
-        ("c.json", "-", "malformed response"),
+        ("b.json", "*", "bad file (malformed)"),
+        ("c.json", "*", "bad file (malformed)"),
     ]
     assert report == {
         "source": "semantic_scholar",
         "files_read": 3,
         "files_rejected": 2,
+        "files_superseded": [],
         "fetched_at_from_mtime": 3,
         "records_with_count": 2,
-        "duplicates_resolved": 0,
+        "duplicates": 0,
+        "duplicates_conflicting": 0,
         "unknown_ids": 1,
         "papers_total": 6,
         "with_count": 2,
         "without_count": 4,
         "missing_sample": ["2001.00002", "2101.00001", "2101.00002", "2101.00004"],
         "missing_by_year": {"2020": {"papers": 2, "missing": 1, "share": 0.5}, "2021": {"papers": 4, "missing": 3, "share": 0.75}},
-        "rejects": {"bad count": 1, "malformed record": 1, "malformed response": 2, "missing count": 1, "missing id": 1},
-        "rejects_total": 6,
+        "rejected": 6,
+        "rejects": {"bad count": 1, "bad file (malformed)": 2, "malformed record": 1, "missing count": 1, "missing id": 1},
+        "bad_files": [
+            {"file": str(snap / "b.json"), "kind": "malformed", "detail": report["bad_files"][0]["detail"]},
+            {"file": str(snap / "c.json"), "kind": "malformed", "detail": "expected a JSON array, got dict"},
+        ],
+        "papers_lost": 4,
+        "papers_lost_estimated": True,
+        "lost_fraction": 0.666667,
     }
+    assert report["bad_files"][0]["detail"].startswith("not JSON (truncated?)")
     # same inputs, byte-identical outputs
-    parse(tmp_path, "semantic_scholar", snap, papers, name="again")
+    parse(tmp_path, "semantic_scholar", snap, papers, "again", *quarantine)
     assert (tmp_path / "c.parquet").read_bytes() == (tmp_path / "again.parquet").read_bytes()
     assert (tmp_path / "c.json").read_bytes() == (tmp_path / "again.json").read_bytes()
 
@@ -341,7 +372,20 @@ def test_parse_fetched_at_from_manifest_else_mtime_and_latest_wins(tmp_path):
         ("2101.00001", 11, "semantic_scholar", dt.datetime(2024, 6, 1, 0, 0, 0, 1, tzinfo=UTC)),
         ("2101.00002", 20, "semantic_scholar", dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)),
     ]
-    assert (report["duplicates_resolved"], report["fetched_at_from_mtime"]) == (2, 1)
+    assert (report["duplicates"], report["duplicates_conflicting"], report["fetched_at_from_mtime"]) == (2, 2, 1)
+
+
+def test_duplicates_with_equal_fetch_times_the_later_read_wins(tmp_path):
+    papers = write_papers(tmp_path / "papers.parquet", ["2101.00001", "2101.00002"])
+    snap = tmp_path / "snapshot"
+    snap.mkdir()
+    (snap / "a.json").write_text(json.dumps([s2_record("2101.00001", 5), s2_record("2101.00002", 1)]))
+    (snap / "b.json").write_text(json.dumps([s2_record("2101.00001", 6), s2_record("2101.00002", 1)]))
+    for name in ("a.json", "b.json"):
+        os.utime(snap / name, (1_700_000_000, 1_700_000_000))
+    frame, report, _ = parse(tmp_path, "semantic_scholar", snap, papers)
+    assert frame.select("arxiv_id", "citation_count").rows() == [("2101.00001", 6), ("2101.00002", 1)]
+    assert (report["duplicates"], report["duplicates_conflicting"]) == (2, 1)  # the repeated count is no conflict
 
 
 def test_parse_openalex_shapes(tmp_path):
@@ -354,8 +398,88 @@ def test_parse_openalex_shapes(tmp_path):
         {"id": "W3", "doi": "https://doi.org/10.1103/physrev.1", "cited_by_count": 1},
     ]}))
     (raw / "page-000002.json").write_text(json.dumps([]))  # an S2-shaped file in an OpenAlex directory
-    frame, report, rejects = parse(tmp_path, "openalex", raw, papers)
+    with pytest.raises(BadFileError, match=r"page-000002.json \(wrong source: a JSON array"):
+        parse(tmp_path, "openalex", raw, papers)
+    frame, report, rejects = parse(tmp_path, "openalex", raw, papers, "c", "--quarantine-bad-files")
     assert frame.select("arxiv_id", "citation_count").rows() == [("2101.00001", 4)]
-    assert [(r["file"], r["reason"].split(":")[0]) for r in rejects] == [
-        ("page-000001.json", "missing id"), ("page-000001.json", "bad id"), ("page-000002.json", "malformed response"),
+    assert [(Path(r["file"]).name, r["reason"].split(":")[0]) for r in rejects] == [
+        ("page-000001.json", "missing id"), ("page-000001.json", "bad id"), ("page-000002.json", "bad file (wrong source)"),
     ]
+    assert (report["papers_lost"], report["papers_lost_estimated"]) == (0, True)  # its one paper has a count
+
+
+# --- bad response files, through the command line Snakemake runs -----------------------------------------------------
+
+BAD_BODIES = {  # native shapes of what a broken harvest or a wrong snapshot leaves in the directory
+    "error response": b'{"message":"Too Many Requests"}',
+    "html": b"<!DOCTYPE html>\n<html><head><title>503 Service Temporarily Unavailable</title></head>\n"
+            b"<body><h1>Service Temporarily Unavailable</h1></body></html>\n",
+    "empty": b"",
+    "malformed": json.dumps([s2_record("2101.00098"), s2_record("2101.00099")]).encode()[:-40],  # truncated
+    "wrong source": json.dumps({"meta": {"count": 1}, "results": [openalex_work("10.48550/arxiv.2101.00001", 3, 1)]}).encode(),
+}
+
+
+def s2_harvest_dir(tmp_path: Path, batches: int) -> tuple[Path, Path]:
+    """A finished Semantic Scholar harvest of 2 papers per batch, as the harvester leaves it (files + manifest)."""
+    ids = [f"2101.{n:05d}" for n in range(2 * batches)]
+    papers = write_papers(tmp_path / "papers.parquet", ids)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = []
+    for n in range(batches):
+        name, batch = f"batch-{n + 1:06d}.json", ids[2 * n : 2 * n + 2]
+        (raw / name).write_text(json.dumps([s2_record(i) for i in batch]))
+        lines.append({"file": name, "fetched_at": "2025-01-01T00:00:00+00:00", "ids": batch})
+    (raw / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return papers, raw
+
+
+@pytest.mark.parametrize("kind", BAD_BODIES)
+def test_a_bad_batch_file_fails_the_step_naming_it(tmp_path, kind):
+    papers, raw = s2_harvest_dir(tmp_path, batches=3)
+    (raw / "batch-000002.json").write_bytes(BAD_BODIES[kind])
+    proc = parse_cli(tmp_path, "semantic_scholar", raw, papers, "c")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{raw / 'batch-000002.json'} ({kind}:" in proc.stderr
+    summary = (f"WARNING workflow_scripts.sources.bad_input: citations (semantic_scholar) data quality: 1 reject(s) by "
+               f"reason {{'bad file ({kind})': 1}}; 1 bad file(s): {raw / 'batch-000002.json'} ({kind}); "
+               "2 paper(s) (33.33%) lost to them")
+    assert summary in proc.stderr and proc.stderr.index(summary) < proc.stderr.index("ERROR")
+    assert not (tmp_path / "c.parquet").exists() and not (tmp_path / "c.json").exists()
+
+
+def test_quarantined_bad_files_are_counted_up_to_the_threshold(tmp_path):
+    papers, raw = s2_harvest_dir(tmp_path, batches=50)
+    bad = dict(zip(BAD_BODIES, (f"batch-{n:06d}.json" for n in (3, 10, 20, 30, 40))))
+    for kind, name in bad.items():
+        (raw / name).write_bytes(BAD_BODIES[kind])
+    # an unlisted refused body (the harvester's evidence of a repeated request) is superseded, not lost
+    (raw / "batch-000051.json").write_bytes(BAD_BODIES["html"])
+
+    proc = parse_cli(tmp_path, "semantic_scholar", raw, papers, "ok", "--quarantine-bad-files", "--max-lost-fraction", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    frame, report, rejects = outputs(tmp_path, "ok")
+    assert frame.height == 90
+    assert [(Path(r["file"]).name, r["record"], r["reason"].split(":")[0]) for r in rejects] == [
+        (name, "*", f"bad file ({kind})") for kind, name in sorted(bad.items(), key=lambda kv: kv[1])
+    ]
+    assert [(Path(b["file"]).name, b["kind"]) for b in report["bad_files"]] == sorted(
+        ((name, kind) for kind, name in bad.items()), key=lambda x: x[0])
+    assert (report["papers_lost"], report["lost_fraction"], report["papers_lost_estimated"]) == (10, 0.1, False)
+    assert (report["files_rejected"], report["files_superseded"], report["without_count"]) == (5, ["batch-000051.json"], 10)
+    assert "5 bad file(s)" in proc.stderr and "10 paper(s) (10.00%) lost to them" in proc.stderr
+
+    # the default threshold, 1%: the step fails and lists every bad file
+    proc = parse_cli(tmp_path, "semantic_scholar", raw, papers, "over", "--quarantine-bad-files")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "10 paper(s) (10.00%) lost, more than the allowed 1.00%" in proc.stderr
+    assert all(str(raw / name) in proc.stderr.split("ERROR", 1)[1] for name in bad.values())
+
+
+def test_the_other_source_s_snapshot_is_a_wrong_source_per_file(tmp_path):
+    papers, raw = s2_harvest_dir(tmp_path, batches=2)
+    proc = parse_cli(tmp_path, "openalex", raw, papers, "c")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    for name in ("batch-000001.json", "batch-000002.json"):
+        assert f"{raw / name} (wrong source: a JSON array (a Semantic Scholar batch response)" in proc.stderr

@@ -70,4 +70,4 @@ def test_kill_during_third_batch_then_resume(tmp_path):
     frame, report, rejects = parse(tmp_path, "semantic_scholar", out, papers)
     assert frame["arxiv_id"].to_list() == ids
     assert frame["citation_count"].to_list() == [count_of(i) for i in ids]
-    assert (report["with_count"], report["without_count"], report["duplicates_resolved"], rejects) == (7, 0, 0, [])
+    assert (report["with_count"], report["without_count"], report["duplicates"], rejects) == (7, 0, 0, [])

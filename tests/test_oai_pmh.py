@@ -141,8 +141,10 @@ def test_parse_native_fixture(tmp_path):
         ("oai:arXiv.org:0704.0005", "unparseable created date: '2007-13-45'"),
     }
     assert all(r["file"].endswith("page-00001.xml") and "<record" in r["raw"] for r in rejects)
-    assert summary == {"source": "oai_pmh", "pages": 1, "records": 5, "deleted": 1, "papers": 2, "duplicates": 0,
-                       "rejected": 2, "rejects": {"missing abstract": 1, "unparseable created date": 1}}
+    assert summary == {"source": "oai_pmh", "pages": 1, "records": 5, "deleted": 1, "outside_sets": 0, "papers": 2,
+                       "duplicates": 0, "duplicates_conflicting": 0, "rejected": 2,
+                       "rejects": {"missing abstract": 1, "unparseable created date": 1}, "bad_files": [],
+                       "papers_lost": 0, "papers_lost_estimated": False, "lost_fraction": 0.0}
 
 
 def test_parse_is_deterministic_and_dedupes_across_dirs(tmp_path):
@@ -150,35 +152,69 @@ def test_parse_is_deterministic_and_dedupes_across_dirs(tmp_path):
     for name in ("a", "b"):
         shutil.copytree(FIXTURES, tmp_path / name)
     df, _, summary = parse_dirs(tmp_path, tmp_path / "a", tmp_path / "b")
-    assert df.height == 2 and summary["duplicates"] == 2 and summary["deleted"] == 2
+    assert df.height == 2 and summary["deleted"] == 2
+    assert (summary["duplicates"], summary["duplicates_conflicting"]) == (2, 0)  # exact repeats
     first = (tmp_path / "papers.parquet").read_bytes()
     parse_dirs(tmp_path, tmp_path / "a", tmp_path / "b")
     assert (tmp_path / "papers.parquet").read_bytes() == first
 
 
-def test_malformed_page_is_an_error_naming_the_file_unless_quarantined(tmp_path):
+def test_bad_pages_are_an_error_naming_every_file_unless_quarantined(tmp_path):
     pages = tmp_path / "pages"
     shutil.copytree(FIXTURES, pages)
-    bad = pages / "physics" / "page-00002.xml"
-    bad.write_text(oai_page("<ListRecords><record><header>")[:-20])  # truncated mid-page
-    with pytest.raises(oai_pmh.BadFileError, match="page-00002.xml"):
+    truncated = pages / "physics" / "page-00002.xml"
+    truncated.write_text(oai_page("<ListRecords><record><header>")[:-20])
+    empty = pages / "physics" / "page-00003.xml"
+    empty.write_bytes(b"")
+    html = pages / "physics" / "page-00004.xml"
+    html.write_text("<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body></body></html>")
+    error_page = pages / "physics" / "page-00005.xml"  # an OAI error answer saved as a page
+    error_page.write_bytes(oai_error("badArgument").body.encode())
+    atom = pages / "physics" / "page-00006.xml"  # an arXiv API feed in the OAI-PMH snapshot
+    atom.write_text('<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title></feed>')
+    bad = {truncated: "malformed", empty: "empty", html: "html", error_page: "error response", atom: "wrong source"}
+    with pytest.raises(oai_pmh.BadFileError) as err:
         parse_dirs(tmp_path, pages)
+    assert all(f"{path} ({kind}:" in str(err.value) for path, kind in bad.items())
     assert not (tmp_path / "papers.parquet").exists()
 
-    # the command line: one clear line naming the file, exit status 1
+    # the command line: the data-quality WARNING, then one clear error naming the files, exit status 1
     proc = subprocess.run([sys.executable, "-m", "workflow_scripts.sources.oai_pmh", "parse", "--pages", str(pages),
                            "--out", str(tmp_path / "p.parquet"), "--rejects", str(tmp_path / "r.jsonl"),
                            "--fields", json.dumps(FIELDS), "--unmapped-field", "null"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "page-00002.xml" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    warning = proc.stderr.index("WARNING workflow_scripts.sources.bad_input: oai_pmh data quality:")
+    assert "5 bad file(s)" in proc.stderr[warning:] and "~25 paper(s) (83.33%) lost to them" in proc.stderr[warning:]
+    assert warning < proc.stderr.index("ERROR") and all(str(path) in proc.stderr for path in bad)
 
-    # an OAI error answer saved as a page is just as unusable
-    error_page = pages / "physics" / "page-00003.xml"
-    error_page.write_bytes(oai_error("badArgument").body.encode())
-    df, rejects, summary = parse_dirs(tmp_path, pages, extra=("--quarantine-bad-files",))
-    assert df.height == 2
-    assert summary["rejects"]["malformed file"] == 2 and summary["pages"] == 3
-    assert [r["file"] for r in rejects if r["reason"].startswith("malformed file")] == [str(bad), str(error_page)]
+    # quarantined: each bad page is a counted reject; the loss is estimated as the largest readable page (5 records)
+    df, rejects, summary = parse_dirs(tmp_path, pages, extra=("--quarantine-bad-files", "--max-lost-fraction", "0.9"))
+    assert df.height == 2 and summary["pages"] == 6
+    assert [(r["file"], r["record"], r["reason"].split(":")[0]) for r in rejects if r["record"] == "*"] == [
+        (str(path), "*", f"bad file ({kind})") for path, kind in bad.items()
+    ]
+    assert (summary["papers_lost"], summary["papers_lost_estimated"], summary["lost_fraction"]) == (25, True, 0.833333)
+    with pytest.raises(oai_pmh.BadFileError, match=r"~25 paper\(s\) \(83.33%\) lost, more than the allowed 1.00%"):
+        parse_dirs(tmp_path, pages, extra=("--quarantine-bad-files",))
+
+
+def test_records_outside_the_configured_sets_are_excluded_and_counted(tmp_path):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    records = [record_xml(i) for i in ("2401.00001", "2401.00002", "2401.00003", "2401.00004")]
+    records[1] = records[1].replace("<setSpec>cs</setSpec>", "<setSpec>physics:hep-th</setSpec>")
+    records[2] = records[2].replace("<setSpec>cs</setSpec>", "<setSpec>q-fin</setSpec>")
+    records[3] = records[3].replace("<setSpec>cs</setSpec>", "<setSpec>physics:hep-ph</setSpec><setSpec>q-fin</setSpec>")
+    (pages / "page-00001.xml").write_text(oai_page(f"<ListRecords>{''.join(records)}</ListRecords>"))
+
+    df, _, summary = parse_dirs(tmp_path, pages, extra=("--sets", "cs", "physics:hep-ph"))
+    assert df["arxiv_id"].to_list() == ["2401.00001", "2401.00004"]  # in a set, or under one of them
+    assert (summary["records"], summary["outside_sets"], summary["papers"]) == (4, 2, 2)
+    df, _, summary = parse_dirs(tmp_path, pages, extra=("--sets", "physics"))
+    assert df["arxiv_id"].to_list() == ["2401.00002", "2401.00004"]  # physics:hep-th and physics:hep-ph are under it
+    df, _, summary = parse_dirs(tmp_path, pages)
+    assert (df.height, summary["outside_sets"]) == (4, 0)  # no sets given: every record
 
 
 def test_page_with_non_utf8_bytes_is_a_malformed_file(tmp_path):
@@ -186,7 +222,7 @@ def test_page_with_non_utf8_bytes_is_a_malformed_file(tmp_path):
     pages.mkdir()
     (pages / "page-00001.xml").write_bytes(oai_page(f"<ListRecords>{record_xml('2401.00001')}</ListRecords>")
                                            .encode().replace(b"Jane", b"J\xe9ne"))
-    with pytest.raises(oai_pmh.BadFileError, match="page-00001.xml"):
+    with pytest.raises(oai_pmh.BadFileError, match=r"page-00001.xml \(malformed: not well-formed XML"):
         parse_dirs(tmp_path, pages)
 
 
@@ -367,7 +403,7 @@ def test_state_of_another_window_is_not_mixed_in(tmp_path):
     assert summary["pages"] == 1 and [p.name for p in (tmp_path / "cs").glob("page-*.xml")] == ["page-00001.xml"]
 
 
-@pytest.mark.parametrize("sub,flag", [("harvest", "--done"), ("parse", "--quarantine-bad-files")])
+@pytest.mark.parametrize("sub,flag", [("harvest", "--done"), ("parse", "--quarantine-bad-files"), ("parse", "--sets")])
 def test_cli_help(sub, flag):
     proc = subprocess.run([sys.executable, "-m", "workflow_scripts.sources.oai_pmh", sub, "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)

@@ -117,7 +117,7 @@ def _dry_run_from_repo_root(tmp_path, *args, **env):
 
 def test_slurm_profile_dry_run_from_repo_root(tmp_path):
     proc = _dry_run_from_repo_root(tmp_path, "papers")
-    assert "Using profile slurm" in proc.stdout + proc.stderr
+    assert re.search(r"Using profiles? slurm", proc.stdout + proc.stderr)
     assert {"demo_snapshots", "arxiv_papers"} <= set(planned_jobs(proc))
     # unset: no partition or account, so the plugin takes the cluster's default partition and guesses the account
     assert "slurm_partition=" not in proc.stdout and "slurm_account=" not in proc.stdout

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workflow_scripts.train import curves, grpo
@@ -36,53 +39,86 @@ def _state(path):
     return json.loads(Path(path).read_text())
 
 
-@pytest.mark.slow
-def test_grpo_launcher_checkpoint_final_and_resume(tmp_path, tiny_model_dir, scijudge_pairs_parquet):
-    out = tmp_path / "grpo"
-    cmd = [sys.executable, "-m", "workflow_scripts.train.launch", "--accelerate-config",
-           "workflow_scripts/train/accelerate/cpu.yaml", "--gpus-per-node", "0", "--",
-           "-m", "workflow_scripts.train.grpo", *_args(tiny_model_dir, scijudge_pairs_parquet, out, max_steps=2)]
+def _launch(model, train, out, **overrides):
+    """The GRPO entry point through the launcher (accelerate launch, CPU config), as every training rule runs it."""
+    return [sys.executable, "-m", "workflow_scripts.train.launch", "--accelerate-config",
+            "workflow_scripts/train/accelerate/cpu.yaml", "--gpus-per-node", "0", "--",
+            "-m", "workflow_scripts.train.grpo", *_args(model, train, out, **overrides)]
+
+
+def _run(cmd):
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _weights(run_dir):
+    return load_file(Path(run_dir) / "final" / "model.safetensors")
+
+
+def _same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _steps(state):
+    return [e["step"] for e in state["log_history"] if "loss" in e]
+
+
+@pytest.mark.slow
+def test_grpo_training_run_contract(tmp_path, tiny_model_dir, scijudge_pairs_parquet):
+    """Interrupted runs resume and end exactly at the budget with the uninterrupted run's weights; a finished run
+    rerun (forced, a logging change, --rerun-incomplete) is finalized without another step; another budget restarts."""
+    budget = {"max_steps": 4, "save_steps": 2}
+    ref = tmp_path / "uninterrupted"
+    proc = _run(_launch(tiny_model_dir, scijudge_pairs_parquet, ref, **budget))
     assert "accelerate_cli launch --config_file" in proc.stderr  # really went through accelerate launch
-    for name in ("checkpoint-1", "checkpoint-2", "final", "trainer_state.json", "curves.png", "tensorboard"):
-        assert (out / name).exists(), name
-    first = _state(out / "trainer_state.json")
-    assert first["global_step"] == 2
+    for name in ("checkpoint-2", "checkpoint-4", "final", "trainer_state.json", "curves.png", "tensorboard"):
+        assert (ref / name).exists(), name
+    first = _state(ref / "trainer_state.json")
+    assert first["global_step"] == 4 and _steps(first) == [1, 2, 3, 4]
     logged = {k for e in first["log_history"] for k in e}
     assert {"loss", "reward", "kl", "rewards/correctness_reward/mean", "rewards/format_reward/mean"} <= logged
-    model = AutoModelForCausalLM.from_pretrained(out / "final")
-    tok = AutoTokenizer.from_pretrained(out / "final")
+    model = AutoModelForCausalLM.from_pretrained(ref / "final")
+    tok = AutoTokenizer.from_pretrained(ref / "final")
     assert model.config.model_type == "qwen3" and tok.chat_template
 
-    # rerun with a larger budget: continues from checkpoint-2 (steps 3 and 4 only), does not restart at 0
-    grpo.main(_args(tiny_model_dir, scijudge_pairs_parquet, out, max_steps=4))
-    second = _state(out / "trainer_state.json")
-    assert second["global_step"] == 4
-    assert (out / "checkpoint-4").exists()
-    steps = lambda s: [e for e in s["log_history"] if "loss" in e]  # noqa: E731
-    assert [e["step"] for e in steps(second)] == [1, 2, 3, 4]
-    # steps 1-2 are the first run's records, restored from the checkpoint (a fresh run would re-time them)
-    assert steps(second)[:2] == steps(first)[:2]
-
-    # killed for real (SIGKILL to the whole launcher process group, as a preempted job) once checkpoint-5 is
-    # written, then rerun: the step count continues from the last complete checkpoint
-    cmd7 = [*cmd[:cmd.index("--config-json")], "--config-json", json.dumps({**CPU_BLOCK, "max_steps": 7})]
-    victim = subprocess.Popen(cmd7, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # killed for real (SIGKILL to the launcher's process group, as a preempted job) once checkpoint-2 is complete
+    out = tmp_path / "grpo"
+    cmd = _launch(tiny_model_dir, scijudge_pairs_parquet, out, **budget)
+    victim = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while not (out / "checkpoint-5" / "trainer_state.json").exists():
-            assert victim.poll() is None and time.monotonic() < deadline, "training ended before checkpoint-5"
-            time.sleep(0.2)
+        while not (out / "checkpoint-2" / "trainer_state.json").exists():
+            assert victim.poll() is None and time.monotonic() < deadline, "training ended before checkpoint-2"
+            time.sleep(0.1)
     finally:
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
-    assert _state(out / "trainer_state.json")["global_step"] < 7  # the kill came before the end
-    rerun = subprocess.run(cmd7, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr[-4000:]
-    third = _state(out / "trainer_state.json")
-    assert third["global_step"] == 7 and [e["step"] for e in steps(third)] == list(range(1, 8))
-    assert steps(third)[:5] == steps(_state(out / "checkpoint-5" / "trainer_state.json"))[:5]
+    assert not (out / "final").exists() and not (out / "checkpoint-4").exists()  # the kill came before the end
+    proc = _run(cmd)
+    assert "resuming from" in proc.stderr and "checkpoint-2" in proc.stderr
+    resumed = _state(out / "trainer_state.json")
+    assert resumed["global_step"] == 4 and _steps(resumed) == [1, 2, 3, 4]
+    assert _same_weights(_weights(out), _weights(ref)), "a resumed run must end with the uninterrupted run's weights"
+
+    # a finished run rerun: Snakemake removed its outputs (forcerun, a changed logging key, --rerun-incomplete);
+    # the checkpoint at the budget is finalized as it is, never trained one step further
+    shutil.rmtree(out / "final")
+    (out / "trainer_state.json").unlink()
+    proc = _run(_launch(tiny_model_dir, scijudge_pairs_parquet, out, **budget, logging_steps=2))
+    assert "at the budget (step 4 of 4)" in proc.stderr, proc.stderr[-3000:]
+    assert "training starts at step 0" not in proc.stderr
+    again = _state(out / "trainer_state.json")
+    assert again["global_step"] == 4 and _steps(again) == [1, 2, 3, 4]
+    assert not (out / "checkpoint-5").exists()
+    assert _same_weights(_weights(out), _weights(ref))
+
+    # another budget is another run (the schedule depends on it): old checkpoints go, training starts at step 0
+    proc = _run(_launch(tiny_model_dir, scijudge_pairs_parquet, out, max_steps=2, save_steps=2))
+    assert "removed 2 checkpoint(s)" in proc.stderr and "config.max_steps" in proc.stderr, proc.stderr[-3000:]
+    shorter = _state(out / "trainer_state.json")
+    assert shorter["global_step"] == 2 and _steps(shorter) == [1, 2]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
 
     png = tmp_path / "curves.png"
     curves.main(["--state", str(out / "trainer_state.json"), "--out", str(png)])

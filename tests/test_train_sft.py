@@ -1,6 +1,7 @@
 """SFT on the tiny model, in process: LoRA + merge_and_save with eval, QLoRA (4-bit NF4 on CPU), bad inputs."""
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -56,6 +57,19 @@ def test_lora_merge_and_eval(tmp_path, tiny_model_dir, sft_data):
     assert not torch.equal(base[q].to(torch.bfloat16), new[q])  # the adapter was merged into the weights
     k = "model.layers.0.self_attn.k_proj.weight"  # not a LoRA target: unchanged up to the dtype
     assert torch.equal(base[k].to(torch.bfloat16), new[k])
+
+    # rerun of the finished run (Snakemake deleted its outputs: forcerun, a changed logging key): the checkpoint at
+    # the budget is finalized and merged as it is, not trained one step further
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    for name in ("final", "adapter"):
+        shutil.rmtree(out / name)
+    sft.main(_args(tiny_model_dir, sft_data / "messages.parquet", out, {**block, "logging_steps": 2},
+                   "--eval", str(sft_data / "pc.parquet")))
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    assert not (out / "checkpoint-3").exists()
+    again = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert adapter.keys() == again.keys() and all(torch.equal(adapter[k], again[k]) for k in adapter)
+    assert torch.equal(load_file(out / "final" / "model.safetensors")[q], new[q])
 
 
 def test_qlora_4bit(tmp_path, tiny_model_dir, sft_data):

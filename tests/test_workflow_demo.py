@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import time
 
 import polars as pl
 import pytest
 
-from tests.workflow_runner import planned_jobs, snakemake, write_config
+from tests.workflow_runner import ROOT, SNAKEMAKE, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +100,60 @@ def test_dry_run_and_rule_graph_work_offline(tmp_path, config):
     assert {"scijudge_pairs", "scijudge_grpo", "scijudge_metrics"} <= set(planned)
     graph = snakemake(tmp_path, "--rulegraph", config=cfg).stdout
     assert graph.lstrip().startswith("digraph") and "scijudge_leakage_audit" in graph
+
+
+def _start(workdir, config):
+    """Snakemake in its own session, as a terminal runs it: a Ctrl-C reaches Snakemake and every job it started."""
+    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile",
+           str(config), "--cores", "2"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", POLARS_MAX_THREADS="2")
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_for(condition, proc, what, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"Snakemake ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _training_pids(module):
+    out = subprocess.run(["pgrep", "-f", module.replace(".", "[.]")], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_interrupted_retrains_are_never_forgotten(demo_run):
+    """A retrain interrupted after a config change (Ctrl-C of the whole run, SIGKILL of the training job) is rerun
+    by the next plain run with what follows it, and the report builds afterwards."""
+    cfg = write_config(demo_run, "retrain.yaml", scijudge={"sft_warmup": {"trainer": {"learning_rate": 2.0e-2}}})
+    sft_log = demo_run / "results/logs/scijudge_sft_warmup.log"
+    retrained = {"scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model", "scijudge_metrics"}
+
+    # Ctrl-C while the warm-up trains (SIGINT to Snakemake's whole process group, as a terminal sends it)
+    run = _start(demo_run, cfg)
+    final = demo_run / "results/scijudge/sft_warmup/final"  # removed by Snakemake as the retrain starts
+    _wait_for(lambda: not final.exists() and sft_log.exists()
+              and re.search(r" [1-9]\d*/50 \[", sft_log.read_text(errors="replace")), run, "the warm-up's first steps")
+    os.killpg(run.pid, signal.SIGINT)
+    assert run.wait(120) != 0
+    assert not final.exists()
+    assert retrained <= set(planned_jobs(snakemake(demo_run, "-n", config=cfg)))
+
+    # the rerun gets to GRPO, whose training process is then killed (SIGKILL, as the OOM killer would)
+    run = _start(demo_run, cfg)
+    _wait_for(lambda: (demo_run / "results/scijudge/sft_warmup/final").exists() and _training_pids("workflow_scripts.train.grpo"),
+              run, "GRPO to start", timeout=600)
+    for pid in _training_pids("workflow_scripts.train.grpo"):
+        os.kill(pid, signal.SIGKILL)
+    assert run.wait(120) != 0
+    assert not (demo_run / "results/scijudge/grpo/final").exists()
+    assert {"scijudge_grpo", "scijudge_eval_model", "scijudge_metrics"} <= set(planned_jobs(snakemake(demo_run, "-n", config=cfg)))
+
+    snakemake(demo_run, "--cores", "2", config=cfg)
+    assert planned_jobs(snakemake(demo_run, "-n", config=cfg)) == {}
+    sft = demo_run / "results/scijudge/sft_warmup"
+    assert json.loads((sft / "trainer_state.json").read_text())["global_step"] == 50
+    assert json.loads((sft / "run_fingerprint.json").read_text())["config"]["learning_rate"] == 2.0e-2
+    snakemake(demo_run, "--report", "report.html", config=cfg)
+    assert "curves.png" in (demo_run / "report.html").read_text(errors="replace")

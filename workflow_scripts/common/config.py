@@ -2,16 +2,23 @@
 
 The Snakefile calls :func:`check_config` before ``snakemake.utils.validate`` (which fills the defaults): jsonschema's
 own messages bury the key in a path dump, so every error is restated as "config key a.b.c: what is wrong; allowed:".
+Whether a snapshot path exists depends on the rules (the demo writes its own snapshots), so that check,
+:func:`snapshot_problems`, runs once the rules are known (rules/common.smk).
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import yaml
+
+log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config.schema.yaml"
 
@@ -45,6 +52,8 @@ def _describe(err: jsonschema.ValidationError, root: dict) -> str:
         return f"config key {key}: {err.instance!r} is not allowed; allowed values: {err.validator_value}"
     if err.validator == "type":
         return f"config key {key}: {err.instance!r} has the wrong type; expected {err.validator_value}"
+    if err.validator == "format" and err.validator_value == "date":
+        return f"config key {key}: {err.instance!r} is not a calendar date (YYYY-MM-DD)"
     if err.validator == "oneOf":
         return f"config key {key}: {err.instance!r} must match exactly one of the documented forms: {err.message}"
     return f"config key {key}: {err.message}"
@@ -69,7 +78,8 @@ def _filling_validator(root: dict):
 def check_config(config: dict, schema: dict | None = None) -> None:
     """Raise ConfigError listing every schema violation by key, then the cross-key rules the schema cannot say."""
     schema = schema or load_schema()
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e, schema) for e in errors))
     filled = with_defaults(config, schema)
@@ -90,13 +100,39 @@ def schema_defaults() -> dict:
     return with_defaults({})
 
 
+def _snapshot_keys(cfg: dict[str, Any]) -> dict[str, str | None]:
+    """The snapshot inputs the configured readers use: config key -> path (None where unset)."""
+    arxiv, cit = cfg["arxiv"], cfg["citations"]
+    keys = {}
+    for reader in arxiv["readers"]:
+        if arxiv[reader]["mode"] == "snapshot":
+            name = "path" if reader == "dump" else "snapshot_dir"
+            keys[f"arxiv.{reader}.{name}"] = arxiv[reader][name]
+    if cit["mode"] == "snapshot":
+        keys["citations.snapshot_dir"] = cit["snapshot_dir"]
+    return keys
+
+
+def snapshot_paths(cfg: dict[str, Any]) -> dict[str, str]:
+    """Config key -> path of every snapshot file or directory the configured readers read."""
+    return {key: path for key, path in _snapshot_keys(cfg).items() if path}
+
+
+def snapshot_problems(cfg: dict[str, Any], produced: Callable[[str], bool]) -> list[str]:
+    """Snapshot paths that do not exist and that no rule of the workflow writes (``produced(path)``)."""
+    return [
+        f"config key {key}: {path} does not exist, and no rule of this workflow writes it"
+        for key, path in snapshot_paths(cfg).items()
+        if not os.path.exists(path) and not produced(path)
+    ]
+
+
 def _semantic_problems(cfg: dict[str, Any]):
-    for reader in ("oai_pmh", "api"):
-        block = cfg["arxiv"][reader]
-        if reader in cfg["arxiv"]["readers"] and block["mode"] == "snapshot" and not block["snapshot_dir"]:
-            yield f"config key arxiv.{reader}.snapshot_dir: required when arxiv.{reader}.mode is 'snapshot'"
-    if cfg["citations"]["mode"] == "snapshot" and not cfg["citations"]["snapshot_dir"]:
-        yield "config key citations.snapshot_dir: required when citations.mode is 'snapshot'"
+    for key, path in _snapshot_keys(cfg).items():
+        if not path:
+            yield f"config key {key}: required when {key.rsplit('.', 1)[0]}.mode is 'snapshot'"
+    yield from _date_order_problems(cfg)
+    yield from _cutoff_problems(cfg)
     ood = cfg["scijudge"]["pairs"]["test_ood"]
     if not ood["lo_quantile"] < ood["hi_quantile"]:
         yield "config key scijudge.pairs.test_ood: lo_quantile must be below hi_quantile"
@@ -104,6 +140,59 @@ def _semantic_problems(cfg: dict[str, Any]):
     if not lo < hi:
         yield "config key scijudge.pairs.test_ood.ds_quantiles: the first quantile must be below the second"
     yield from _launch_problems("scijudge.grpo", cfg["scijudge"]["grpo"], cfg["cluster"]["gpus_per_node"])
+    yield from _trainer_problems(cfg)
+
+
+def _date_order_problems(cfg: dict[str, Any]):
+    """Every date window ends on or after its start (the schema has already checked each date is a real one)."""
+    demo, oai = cfg["demo"], cfg["arxiv"]["oai_pmh"]
+    windows = [("demo.start_date", demo["start_date"], "demo.end_date", demo["end_date"]),
+               ("arxiv.oai_pmh.from_date", oai["from_date"], "arxiv.oai_pmh.until_date", oai["until_date"])]
+    for i, query in enumerate(cfg["arxiv"]["api"]["queries"]):
+        key = f"arxiv.api.queries.{i}"
+        windows.append((f"{key}.from_date", query.get("from_date"), f"{key}.until_date", query.get("until_date")))
+    for start_key, start, end_key, end in windows:
+        if start and end and end < start:  # ISO dates order as strings
+            yield f"config key {end_key}: {end} is before {start_key} {start}"
+
+
+def _published_range(cfg: dict[str, Any]) -> tuple[tuple[str, str] | None, tuple[str, str]]:
+    """The first-version dates papers can have, as (date, where the bound comes from); None where unbounded."""
+    last = (dt.date.today().isoformat(), "today's date")
+    if cfg["demo"]["enabled"]:
+        return (cfg["demo"]["start_date"], "demo.start_date"), min((cfg["demo"]["end_date"], "demo.end_date"), last)
+    oai = cfg["arxiv"]["oai_pmh"]
+    # an OAI-PMH datestamp is a record's last change, never before its first version: until_date bounds first
+    # versions from above, while from_date bounds nothing (a 2010 paper revised last week is harvested)
+    if cfg["arxiv"]["readers"] == ["oai_pmh"] and oai["mode"] == "harvest" and oai["until_date"]:
+        last = min((oai["until_date"], "arxiv.oai_pmh.until_date"), last)
+    return None, last
+
+
+def _cutoff_problems(cfg: dict[str, Any]):
+    """Train pairs come from papers first published up to the cutoff year, test pairs from later ones: both periods
+    must hold papers, or a split is empty and training or evaluation fails hours later."""
+    cutoff = cfg["scijudge"]["pairs"]["cutoff_year"]
+    first, last = _published_range(cfg)
+    key = f"config key scijudge.pairs.cutoff_year: {cutoff} leaves"
+    if first and cutoff < int(first[0][:4]):
+        yield (f"{key} the train split empty: train pairs come from papers first published up to {cutoff}, "
+               f"and the papers start on {first[0]} ({first[1]})")
+    if cutoff >= int(last[0][:4]):
+        yield (f"{key} the test splits (test_id, test_ood) empty: test pairs come from papers first published after "
+               f"{cutoff}, and the papers end by {last[0]} ({last[1]})")
+
+
+def _trainer_problems(cfg: dict[str, Any]):
+    """Trainer keys against TRL's dataclasses, with their full key path, before any job is submitted."""
+    try:
+        from workflow_scripts.train.config import block_problems
+
+        for key in ("sft_warmup", "grpo"):
+            trainer = "sft" if key == "sft_warmup" else "grpo"
+            yield from block_problems(f"scijudge.{key}.trainer", cfg["scijudge"][key]["trainer"], trainer)
+    except ImportError as exc:  # Snakemake may run where the training environment is not installed
+        log.warning("trainer keys not checked before submission (%s): each training job checks them at its start", exc)
 
 
 def _launch_problems(key: str, block: dict, node_gpus: int):

@@ -1,8 +1,9 @@
 """Leakage audit: fail when one paper (same id, or same normalized title) appears in more than one split.
 
 Writes what it checked (papers per split, keys compared, overlaps found) and exits non-zero on any overlap, so the
-pipeline stops before a model is trained or evaluated on leaked data. Column names are arguments, so every
-dataset line can reuse it.
+pipeline stops before a model is trained or evaluated on leaked data. An empty split also stops it, as its own
+error, never as a leak: there is nothing to compare in it, and nothing to train or evaluate on. Column names are
+arguments, so every dataset line can reuse it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def audit(splits: dict[str, str], id_columns: list[str], title_columns: list[str
                 report["overlaps"].append(
                     {"splits": [a, b], "key": key, "count": shared.height, "examples": sorted(shared[key].to_list())[:max_examples]}
                 )
-    report["passed"] = not report["overlaps"]
+    report["empty_splits"] = [name for name, k in keys.items() if k.height == 0]
+    report["passed"] = not report["overlaps"] and not report["empty_splits"]
     return report
 
 
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if not report["passed"]:
         for o in report["overlaps"]:
             log.error("LEAK: %d paper(s) share their %s between %s and %s, e.g. %s", o["count"], o["key"], *o["splits"], o["examples"][:5])
+        if report["empty_splits"]:
+            log.error("split(s) %s have no rows: nothing to audit, train or evaluate there", report["empty_splits"])
         return 1
     write_json_atomic(args.out, report)
     log.info("no paper appears in more than one split")

@@ -40,6 +40,11 @@ PAPER_ATTRS = {  # output suffix -> papers column
 }
 TEXT_ATTRS = ["title", "abstract"]  # read only for papers in pairs, after pairing
 WINDOWS = {"week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+THRESHOLD_KEYS = {"train": "scijudge.pairs", "test_id": "scijudge.pairs.test_id", "test_ood": "scijudge.pairs.test_ood"}
+
+
+class EmptySplitError(ValueError):
+    """A split would have no pairs: training or evaluation on it would fail (or mean nothing) much later."""
 
 
 @dataclass
@@ -104,7 +109,9 @@ def select_pairs(papers: pl.DataFrame, cfg: dict) -> tuple[dict[str, pl.DataFram
     test_id = split_half_pairs(late_ok, group, Thresholds(tid["min_diff"], tid["min_rel_diff"]), per_paper)
 
     used = pl.concat([test_id.select(pl.col("hi_id").alias("arxiv_id")), test_id.select(pl.col("lo_id").alias("arxiv_id"))])
-    eligible = late_ok.join(used, on="arxiv_id", how="anti")
+    # nor may a test_ood paper be a test_id paper under another id: both re-submissions can fall after the cutoff
+    used_titles = late_ok.join(used, on="arxiv_id", how="semi").select("title_key").unique()
+    eligible = late_ok.join(used_titles, on="title_key", how="anti")
     ood = cfg["test_ood"]
     rule = OodRule(**{k: (tuple(v) if k == "ds_quantiles" else v) for k, v in ood.items() if k != "max_pairs"})
     test_ood = ood_pairs(late, eligible, rule)
@@ -267,6 +274,9 @@ def build(papers_path: str, citations_path: str, block: PairConfig, seed: int, o
     cfg = dict(block.pairs, _seed=seed)
     papers, counts = load_papers(papers_path, citations_path, cfg["window"])
     pairs, more = select_pairs(papers, cfg)
+    empty = [s for s in SPLITS if pairs[s].height == 0]
+    if empty:
+        raise EmptySplitError(_empty_splits_message(empty, papers, cfg["cutoff_year"]))
     sides = {s: assign_sides(pairs[s], papers, s, seed) for s in SPLITS}
     del papers, pairs
     needed = pl.concat([sides[s].select(pl.col(f"paper_{x}_arxiv_id").alias("arxiv_id")) for s in SPLITS for x in "ab"])
@@ -278,6 +288,26 @@ def build(papers_path: str, citations_path: str, block: PairConfig, seed: int, o
         st = stats["splits"][s]
         log.info("%s: %d pairs, per field %s, share A %s", s, st["pairs"], st["per_field"], st["share_A"])
     return stats
+
+
+def _empty_splits_message(empty: list[str], papers: pl.DataFrame, cutoff: int) -> str:
+    """Which splits are empty and why: a period without papers (the cutoff year) or thresholds no pair meets."""
+    early = papers.filter(pl.col("year") <= cutoff).height
+    late = papers.height - early
+    span = f"{papers['published'].min()}..{papers['published'].max()}" if papers.height else "none"
+    lines = [
+        f"no pairs for split(s) {empty}; papers with a citation count: {early} first published up to cutoff_year "
+        f"{cutoff}, {late} after it (first versions {span})"
+    ]
+    for split in empty:
+        period = early if split == "train" else late
+        if not period:
+            when = "up to" if split == "train" else "after"
+            why = f"its period ({when} {cutoff}) holds no paper: change scijudge.pairs.cutoff_year"
+        else:
+            why = f"no pair of its {period} papers meets the thresholds of {THRESHOLD_KEYS[split]}"
+        lines.append(f"{split}: {why}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -294,7 +324,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     block = PairConfig.from_block(args.config_json)
-    stats = build(args.papers, args.citations, block, args.seed, {s: getattr(args, s) for s in SPLITS}, args.chunk_rows)
+    try:
+        outputs = {s: getattr(args, s) for s in SPLITS}
+        stats = build(args.papers, args.citations, block, args.seed, outputs, args.chunk_rows)
+    except EmptySplitError as exc:
+        raise SystemExit(f"scijudge pairs: {exc}") from None
     write_json_atomic(args.stats, stats)
     write_text_atomic(args.card, render_card(stats, block))
 

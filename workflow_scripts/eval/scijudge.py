@@ -397,6 +397,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     pr.add_argument("--out", required=True, help="predictions parquet")
     pr.add_argument("--gen-json", type=json_arg, default={},
                     help="generation settings (workflow_scripts.eval.generation.GenConfig) plus max_pairs per split")
+    pr.add_argument("--batch-size", type=int, default=None,
+                    help="prompts per generate() call (overrides --gen-json): speed and memory, apart from the "
+                         "settings that define the predictions")
     pr.add_argument("--prompt-json", type=json_arg, required=True,
                     help='{"system_prompt": ..., "user_template": ..., "today": ...} as in config scijudge')
     me = sub.add_parser("metrics", formatter_class=p.formatter_class,
@@ -418,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not isinstance(args.prompt_json, dict) or any(k not in args.prompt_json for k in keys):
             raise SystemExit(f"--prompt-json must be an object with the keys {list(keys)}")
         prompt = {k: args.prompt_json[k] for k in keys}
-        df = predict(args.model, args.pairs, args.gen_json, prompt)
+        gen = args.gen_json if args.batch_size is None else {**args.gen_json, "batch_size": args.batch_size}
+        df = predict(args.model, args.pairs, gen, prompt)
         write_parquet_atomic(df, args.out)
         log.info("wrote %d predictions to %s; pair accuracy %.3f, unparseable answers %d",
                  df.height, args.out, df["correct"].mean() or 0.0,

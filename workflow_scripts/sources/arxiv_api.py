@@ -23,19 +23,20 @@ from lxml import etree
 
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_atomic
+from workflow_scripts.sources.bad_input import BadInput
+from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
 from workflow_scripts.sources.reader_io import (
-    xml_text,
-    BadFileError,
     add_table_args,
     date_of,
     field_mapper,
     load_xml,
+    lost_to_bad_pages,
     remove_stale_temp_files,
-    run_main,
     write_table,
+    xml_text,
 )
-from workflow_scripts.sources.records import FieldMapper, RecordError, make_record, records_frame
+from workflow_scripts.sources.records import FieldMapper, make_record, records_frame
 
 log = logging.getLogger(__name__)
 
@@ -213,21 +214,35 @@ def list_feeds(dirs: list[Path]) -> list[Path]:
     return out
 
 
-def parse_feeds(dirs: list[Path], field_of: FieldMapper, rejects: Rejects, quarantine: bool = False):
-    frames, counts = [], {"pages": 0, "records": 0}
+def api_error(root) -> str | None:
+    """The message of an error feed: the API answers a bad query with 200 and one entry whose id is .../api/errors#..."""
+    for entry in root.iterfind("atom:entry", NS):
+        if "/api/errors" in (_text(entry, "atom:id") or ""):
+            return " ".join((_text(entry, "atom:summary") or _text(entry, "atom:title") or "error").split())
+    return None
+
+
+def parse_feeds(dirs: list[Path], field_of: FieldMapper, bad: BadInput):
+    frames, counts = [], {"pages": 0, "records": 0, "largest_page": 0}
     for path in list_feeds(dirs):
-        root = load_xml(path, rejects, quarantine, f"{{{ATOM}}}feed")
+        root = load_xml(path, bad, f"{{{ATOM}}}feed")
         counts["pages"] += 1
         if root is None:
             continue
+        error = api_error(root)
+        if error is not None:
+            bad.add(path, UnusableFile("error response", f"arXiv API error feed: {error}"))
+            continue
         rows = []
-        for i, entry in enumerate(root.iterfind("atom:entry", NS), 1):
+        entries = root.findall("atom:entry", NS)
+        counts["largest_page"] = max(counts["largest_page"], len(entries))
+        for i, entry in enumerate(entries, 1):
             counts["records"] += 1
             try:
                 rows.append(_record(entry, field_of))
             except RecordError as exc:
-                rejects.add(path, (_text(entry, "atom:id") or "").strip() or f"entry {i}", str(exc),
-                            raw=etree.tostring(entry, encoding="unicode"))
+                bad.rejects.add(path, (_text(entry, "atom:id") or "").strip() or f"entry {i}", str(exc),
+                                raw=etree.tostring(entry, encoding="unicode"))
         frames.append(records_frame(rows))
     log.info("%d feed pages, %d entries", counts["pages"], counts["records"])
     return frames, counts
@@ -262,9 +277,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "fetch":
         fetch(args.query_json, args.out_dir, args.base_url, args.page_size, args.delay_s, args.num_retries, args.done)
     else:
-        rejects = Rejects()
-        frames, counts = parse_feeds(args.feeds, field_mapper(args), rejects, args.quarantine_bad_files)
-        write_table(frames, rejects, args, {"source": "api", **counts})
+        bad = BadInput.from_args(args, Rejects())
+        frames, counts = parse_feeds(args.feeds, field_mapper(args), bad)
+        lost = lost_to_bad_pages(len(bad), counts.pop("largest_page"))
+        write_table(frames, bad, args, {"source": "api", **counts}, lost)
 
 
 if __name__ == "__main__":

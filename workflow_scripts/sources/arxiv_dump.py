@@ -13,6 +13,7 @@ import json
 import logging
 import multiprocessing
 import os
+import zlib
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,8 +23,10 @@ import polars as pl
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import Rejects
-from workflow_scripts.sources.reader_io import add_table_args, date_of, field_mapper, run_main, write_table
-from workflow_scripts.sources.records import FieldMapper, RecordError, make_record, records_frame
+from workflow_scripts.sources.bad_input import BadInput, sniff
+from workflow_scripts.sources.errors import RecordError, UnusableFile, run_main
+from workflow_scripts.sources.reader_io import add_table_args, date_of, field_mapper, write_table
+from workflow_scripts.sources.records import FieldMapper, make_record, records_frame
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +113,27 @@ def parse_chunk(
     return records_frame(rows), rejects.rows
 
 
-def _chunks(path: Path, chunk_lines: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(first line number, lines) per chunk, read lazily in binary: the dump never sits in memory whole."""
-    with open_dump(path) as fh:
-        first, lines = 1, []
-        for raw in fh:
-            lines.append(raw)
-            if len(lines) == chunk_lines:
-                yield first, lines
-                first, lines = first + len(lines), []
-        if lines:
-            yield first, lines
+def _chunks(path: Path, chunk_lines: int, bad: BadInput) -> Iterator[tuple[int, list[bytes]]]:
+    """(first line number, lines) per chunk, read lazily in binary: the dump never sits in memory whole. A dump that
+    is empty, an HTML page or a broken gzip stream is a bad file; a gzip stream cut short keeps the lines before."""
+    first, lines = 1, []
+    try:
+        with open_dump(path) as fh:
+            head = fh.read(4096)
+            sniff(head)
+            fh.seek(0)
+            for raw in fh:
+                lines.append(raw)
+                if len(lines) == chunk_lines:
+                    yield first, lines
+                    first, lines = first + len(lines), []
+    except UnusableFile as problem:
+        bad.add(path, problem, raw=head[:500])
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        bad.add(path, UnusableFile("malformed", f"gzip stream broken after line {first + len(lines) - 1} "
+                                                f"(truncated download?): {exc}"))
+    if lines:
+        yield first, lines
 
 
 def _add_rejects(rejects: Rejects, rows: list[dict]) -> None:
@@ -134,15 +147,16 @@ def default_workers() -> int:
 
 
 def read_dump(
-    path: Path, field_of: FieldMapper, rejects: Rejects, chunk_lines: int = 200_000, workers: int = 1
+    path: Path, field_of: FieldMapper, bad: BadInput, chunk_lines: int = 200_000, workers: int = 1
 ) -> Iterator[pl.DataFrame]:
-    """Yield one frame per chunk, in file order; bad lines go to ``rejects`` with their 1-based line number.
+    """Yield one frame per chunk, in file order; bad lines go to the rejects with their 1-based line number, a bad
+    file through ``bad``.
 
     With workers > 1 the chunks are parsed in worker processes (JSON decoding and validation are CPU-bound Python);
     at most workers + 1 chunks are in flight, which bounds memory.
     """
-    name = str(path)
-    chunks = _chunks(path, chunk_lines)
+    name, rejects = str(path), bad.rejects
+    chunks = _chunks(path, chunk_lines, bad)
     head = list(itertools.islice(chunks, 2))
     chunks = itertools.chain(head, chunks)
     if workers <= 1 or len(head) < 2:  # a single chunk is not worth starting worker processes for
@@ -178,14 +192,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chunk-lines", type=int, default=200_000, help="lines per in-memory frame (and per worker task)")
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="worker processes; default: the CPUs this job may use, at most 8")
-    add_table_args(p, xml=False)
+    add_table_args(p)
     args = p.parse_args(argv)
     setup_logging(args.verbose)
 
-    rejects = Rejects()
-    frames = list(read_dump(args.dump, field_mapper(args), rejects, args.chunk_lines, args.workers))
-    records = sum(f.height for f in frames) + len(rejects)
-    write_table(frames, rejects, args, {"source": "dump", "file": str(args.dump), "records": records})
+    bad = BadInput.from_args(args, Rejects())
+    frames = list(read_dump(args.dump, field_mapper(args), bad, args.chunk_lines, args.workers))
+    records = sum(f.height for f in frames) + len(bad.rejects) - len(bad)
+    # the dump is one file: what a bad one held cannot be counted, so it fails the step even when quarantined
+    write_table(frames, bad, args, {"source": "dump", "file": str(args.dump), "records": records},
+                lost=None if len(bad) else 0)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ never requested again, and a file written just before a kill (no manifest line y
 into a new file, so a kill costs at most one batch and loses nothing.
 
 Parse (``citations parse``) reads such a directory, or any directory of native responses (local-snapshot mode), into
-``citations.parquet``: one row per paper with a count, the latest fetch winning when a paper was seen twice.
+``citations.parquet``: one row per paper with a count, the latest fetch winning when a paper was seen twice (the
+shared duplicate rule, duplicates.py). A response file that is empty, truncated, an HTML or error page or the other
+source's is a bad file (bad_input.py); the papers it held are counted as lost, exactly when the manifest lists them.
 
     python -m workflow_scripts.sources.citations parse --source semantic_scholar --responses DIR \
         --papers papers.parquet --out citations.parquet --report report.json --rejects rejects.jsonl
@@ -37,8 +39,11 @@ from workflow_scripts.common.io import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, sniff
+from workflow_scripts.sources.duplicates import keep_latest
+from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
-from workflow_scripts.sources.records import RecordError, versionless_id
+from workflow_scripts.sources.records import versionless_id
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +186,8 @@ def fetch_main(fetcher_cls: type[BatchFetcher], description: str, argv: list[str
 # parse
 
 
-class ShapeError(ValueError):
-    """A response file that is valid JSON but not the shape the source sends."""
-
-
 # Each source module provides, for parse:
-#   records(obj) -> list: the paper records of one parsed response file (ShapeError if the file is not that source's)
+#   records(obj) -> list: the paper records of one parsed response (UnusableFile if it is not that source's)
 #   id_and_count(record) -> (raw arXiv id, count): either may be None; RecordError for a record of the wrong shape
 
 
@@ -200,22 +201,28 @@ def source_module(source: str):
 def response_files(responses: Path) -> list[Path]:
     """Every *.json response in the directory, in name order (temp files of atomic writes start with '.')."""
     if not responses.is_dir():
-        raise FileNotFoundError(f"responses directory {responses} does not exist")
+        raise BadFileError(f"responses directory {responses} does not exist")
     return sorted(p for p in responses.glob("*.json") if p.is_file() and not p.name.startswith("."))
 
 
-def fetched_times(responses: Path, files: list[Path]) -> tuple[dict[str, dt.datetime], int]:
-    """fetched_at per file: its manifest line, else the file's mtime (snapshots without a manifest)."""
-    from_manifest = {}
+def read_manifest(responses: Path) -> dict[str, dict]:
+    """file name -> {fetched_at, ids} of the harvester's manifest (empty for a snapshot without one)."""
+    listed = {}
     for row in read_jsonl_tolerant(responses / MANIFEST):
         try:
-            from_manifest[row["file"]] = dt.datetime.fromisoformat(row["fetched_at"]).astimezone(dt.timezone.utc)
+            fetched_at = dt.datetime.fromisoformat(row["fetched_at"]).astimezone(dt.timezone.utc)
+            listed[row["file"]] = {"fetched_at": fetched_at, "ids": list(row.get("ids") or [])}
         except (KeyError, TypeError, ValueError):
             log.warning("%s: manifest line without a usable file/fetched_at, ignored: %s", responses / MANIFEST, row)
+    return listed
+
+
+def fetched_times(files: list[Path], listed: dict[str, dict]) -> tuple[dict[str, dt.datetime], int]:
+    """fetched_at per file: its manifest line, else the file's mtime (snapshots without a manifest)."""
     times, from_mtime = {}, []
     for path in files:
-        if path.name in from_manifest:
-            times[path.name] = from_manifest[path.name]
+        if path.name in listed:
+            times[path.name] = listed[path.name]["fetched_at"]
         else:
             times[path.name] = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
             from_mtime.append(path.name)
@@ -224,24 +231,45 @@ def fetched_times(responses: Path, files: list[Path]) -> tuple[dict[str, dt.date
     return times, len(from_mtime)
 
 
-def parse(source: str, responses: Path, papers_path: Path, rejects: Rejects) -> tuple[pl.DataFrame, dict]:
+def load_response(path: Path, module) -> list:
+    """The records of one response file; UnusableFile when the file is empty, an HTML or error page, truncated
+    (not JSON) or another source's response."""
+    data = path.read_bytes()
+    sniff(data)
+    try:
+        obj = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnusableFile("malformed", f"not JSON (truncated?): {exc}") from None
+    return module.records(obj)
+
+
+def parse(source: str, responses: Path, papers_path: Path, bad: BadInput) -> tuple[pl.DataFrame, dict]:
     module = source_module(source)
+    rejects = bad.rejects
     papers = pl.scan_parquet(papers_path).select("arxiv_id", "published").unique("arxiv_id").collect()
     # arXiv ids are matched case-insensitively: OpenAlex lowercases DOIs ('math.AG/...' -> 'math.ag/...')
     known = {i.lower(): i for i in papers["arxiv_id"].to_list()}
     files = response_files(responses)
     if not files:
         log.warning("%s: no response files (*.json); every paper will be without a count", responses)
-    times, n_mtime = fetched_times(responses, files)
-    rows, unknown, files_rejected = [], 0, 0
+    listed = read_manifest(responses)
+    times, n_mtime = fetched_times(files, listed)
+    rows, unknown, bad_names, superseded, largest = [], 0, [], [], 0
     for order, path in enumerate(files):
         try:
-            records = module.records(json.loads(path.read_bytes()))
-        except (json.JSONDecodeError, UnicodeDecodeError, ShapeError) as exc:
-            # a truncated or foreign file: named in the rejects, the rest of the directory still counts
-            rejects.add(path.name, "-", f"malformed response: {exc}", raw=path.read_bytes()[:500])
-            files_rejected += 1
+            records = load_response(path, module)
+        except UnusableFile as problem:
+            if listed and path.name not in listed:
+                # the harvester saves a body before checking it and requests a refused batch again: an unlisted file
+                # is such evidence, superseded by a later file, and costs no paper
+                log.warning("%s: %s: %s; not in %s, so its batch was requested again: skipped",
+                            path, problem.kind, problem.detail, MANIFEST)
+                superseded.append(path.name)
+                continue
+            bad.add(path, problem, raw=path.read_bytes()[:500])
+            bad_names.append(path.name)
             continue
+        largest = max(largest, len(records))
         for idx, record in enumerate(records):
             if record is None:  # S2 answers null for a paper it does not know: no count, nothing wrong
                 continue
@@ -250,34 +278,56 @@ def parse(source: str, responses: Path, papers_path: Path, rejects: Rejects) -> 
                 arxiv_id = _record_id(raw_id)
                 count = _record_count(count)
             except RecordError as exc:
-                rejects.add(path.name, idx, str(exc), raw=record)
+                rejects.add(path, idx, str(exc), raw=record)
                 continue
             if arxiv_id.lower() not in known:
                 unknown += 1
                 continue
-            rows.append((known[arxiv_id.lower()], count, times[path.name], order, idx))
-    frame = pl.DataFrame(rows, schema={"arxiv_id": pl.String, "citation_count": pl.Int64, "fetched_at": CITATION_SCHEMA["fetched_at"], "_file": pl.Int64, "_idx": pl.Int64}, orient="row")
-    # the latest fetch wins; equal times (one file) fall back to file and record order, so the result is deterministic
-    out = (
-        frame.sort(["arxiv_id", "fetched_at", "_file", "_idx"])
-        .unique("arxiv_id", keep="last", maintain_order=True)
-        .with_columns(source=pl.lit(source))
-        .select(list(CITATION_SCHEMA))
-        .cast(CITATION_SCHEMA)
-    )
+            rows.append((known[arxiv_id.lower()], count, times[path.name]))
+    frame = pl.DataFrame(rows, schema={k: CITATION_SCHEMA[k] for k in ("arxiv_id", "citation_count", "fetched_at")},
+                         orient="row")
+    out, duplicates = keep_latest(frame, "arxiv_id", "fetched_at", ["citation_count"])
+    out = out.with_columns(source=pl.lit(source)).select(list(CITATION_SCHEMA)).cast(CITATION_SCHEMA)
+    counted = set(out["arxiv_id"].to_list())
+    missing = missing_report(papers, counted)
+    lost, estimated = lost_to_bad_files(bad_names, listed, known, counted, largest, missing["without_count"])
     report = {
         "source": source,
         "files_read": len(files),
-        "files_rejected": files_rejected,
+        "files_rejected": len(bad_names),
+        "files_superseded": superseded,
         "fetched_at_from_mtime": n_mtime,
         "records_with_count": len(rows),
-        "duplicates_resolved": frame.height - out.height,
+        **duplicates.summary(),
         "unknown_ids": unknown,
-        **missing_report(papers, set(out["arxiv_id"].to_list())),
+        **missing,
+        "rejected": len(rejects),
         "rejects": rejects.counts(),
-        "rejects_total": len(rejects),
+        **bad.summary(lost, papers.height, estimated),
     }
     return out, report
+
+
+def lost_to_bad_files(bad_names: list[str], listed: dict[str, dict], known: dict[str, str], counted: set[str],
+                      largest: int, without_count: int) -> tuple[int | None, bool]:
+    """(papers left without a count because their response was bad, whether that is an estimate).
+
+    A bad file the manifest lists lost exactly its requested ids that got no count from another file. A bad file of
+    a snapshot without a manifest held as many records as the largest readable file, at most the papers still
+    without a count; with no readable file at all the loss cannot be counted (None).
+    """
+    exact, unlisted = set(), 0
+    for name in bad_names:
+        if name in listed:
+            exact.update(known[i.lower()] for i in listed[name]["ids"] if i.lower() in known)
+        else:
+            unlisted += 1
+    lost = len(exact - counted)
+    if not unlisted:
+        return lost, False
+    if not largest:
+        return None, True
+    return lost + min(unlisted * largest, without_count - lost), True
 
 
 def _record_id(raw_id: Any) -> str:
@@ -321,7 +371,7 @@ def missing_report(papers: pl.DataFrame, counted: set[str]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("parse", help="responses directory -> citations.parquet", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -331,20 +381,21 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", required=True, help="citations.parquet")
     c.add_argument("--report", required=True, help="JSON report")
     c.add_argument("--rejects", required=True, help="rejected files and records, JSON lines")
+    add_bad_input_args(c)
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    rejects = Rejects()
-    out, report = parse(args.source, Path(args.responses), Path(args.papers), rejects)
-    write_parquet_atomic(out, args.out)
-    write_json_atomic(args.report, report)
-    rejects.write(args.rejects)
-    log.info(
-        "%s: %d of %d paper(s) with a count -> %s (%d duplicate(s) resolved, %d unknown id(s), %d reject(s))",
-        args.source, report["with_count"], report["papers_total"], args.out,
-        report["duplicates_resolved"], report["unknown_ids"], report["rejects_total"],
-    )
-    return 0
+    bad = BadInput.from_args(args, Rejects())
+    out, report = parse(args.source, Path(args.responses), Path(args.papers), bad)
+
+    def write_outputs():
+        write_parquet_atomic(out, args.out)
+        write_json_atomic(args.report, report)
+        bad.rejects.write(args.rejects)
+        log.info("%s: %d of %d paper(s) with a count -> %s (%d unknown id(s))",
+                 args.source, report["with_count"], report["papers_total"], args.out, report["unknown_ids"])
+
+    bad.conclude(f"citations ({args.source})", report, write_outputs)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

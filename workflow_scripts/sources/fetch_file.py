@@ -18,6 +18,7 @@ import httpx
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import atomic_path
+from workflow_scripts.common.redact import redact
 from workflow_scripts.sources.http import PoliteClient, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.user_env or args.key_env:
         user, key = os.environ.get(args.user_env or ""), os.environ.get(args.key_env or "")
         if not (user and key):
-            raise SystemExit(f"set the environment variables {args.user_env} and {args.key_env} (credentials for {args.url})")
+            raise SystemExit(f"set the environment variables {args.user_env} and {args.key_env} (credentials for {redact(args.url)})")
         auth = (user, key)
     policy = RetryPolicy(args.min_interval_s, args.max_retries, args.backoff_base_s, args.backoff_max_s, args.timeout_s)
     fetch(args.url, args.out, args.zip_member, auth, policy)

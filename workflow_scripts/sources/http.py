@@ -16,6 +16,7 @@ from typing import Callable
 import httpx
 
 from workflow_scripts import __version__
+from workflow_scripts.common.redact import excerpt, redact, redact_bytes
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,14 @@ USER_AGENT = f"scitaste/{__version__} (research corpus builder; polite harvestin
 
 
 class HarvestError(RuntimeError):
-    """A request that still failed after all retries, or failed in a way retrying cannot fix."""
+    """A request that still failed after all retries, or failed in a way retrying cannot fix.
+
+    The message is redacted here, once for every source: it names URLs and quotes bodies, and a server may echo the
+    request's credentials into either.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
 
 
 @dataclass
@@ -101,10 +109,11 @@ class PoliteClient:
             else:
                 self._last_request = time.monotonic()
                 if resp.is_success:
-                    return resp
+                    return _without_secrets(resp)
                 if resp.status_code not in RETRY_STATUS:
-                    raise HarvestError(f"{method} {url} -> HTTP {resp.status_code}: {resp.text[:500]}")
-                reason, delay = f"HTTP {resp.status_code}", retry_after_seconds(resp.headers.get("Retry-After"))
+                    raise HarvestError(f"{method} {url} -> HTTP {resp.status_code}: {excerpt(resp.text)}")
+                reason = f"HTTP {resp.status_code}: {excerpt(resp.text)}"
+                delay = retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt == p.max_retries:
                 raise HarvestError(f"{method} {url} failed after {p.max_retries + 1} attempts, last: {reason}")
             if delay is None:
@@ -158,3 +167,16 @@ class PoliteClient:
         self._last_request = time.monotonic()
         part.replace(target)
         return target.stat().st_size
+
+
+def _without_secrets(resp: httpx.Response) -> httpx.Response:
+    """The response, with the value of any secret it echoes replaced by ``***``: callers save bodies verbatim."""
+    clean = redact_bytes(resp.content)
+    if clean is resp.content:
+        return resp
+    log.warning("%s %s: the response contains a secret's value; it is replaced by *** before use",
+                resp.request.method, redact(str(resp.request.url)))
+    # the body is already decoded: encoding and length headers of the original would no longer describe it
+    stale = {"content-encoding", "content-length", "transfer-encoding"}
+    headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in stale]
+    return httpx.Response(resp.status_code, headers=headers, content=clean, request=resp.request)

@@ -20,22 +20,22 @@ from tqdm import tqdm
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_atomic
+from workflow_scripts.sources.bad_input import BadInput
+from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
 from workflow_scripts.sources.reader_io import (
     XML_PARSER,
-    BadFileError,
     add_table_args,
-    bad_file,
     date_of,
     field_mapper,
     list_pages,
     load_xml,
+    lost_to_bad_pages,
     remove_stale_temp_files,
-    run_main,
     write_table,
     xml_text,
 )
-from workflow_scripts.sources.records import FieldMapper, RecordError, make_record, records_frame
+from workflow_scripts.sources.records import FieldMapper, make_record, records_frame
 
 log = logging.getLogger(__name__)
 
@@ -204,33 +204,53 @@ def _record(rec, field_of: FieldMapper) -> dict:
     )
 
 
-def parse_pages(dirs: list[Path], field_of: FieldMapper, rejects: Rejects, quarantine: bool = False):
-    """-> (frames, counts). Deleted records are counted, bad records go to ``rejects``."""
-    frames, counts = [], {"pages": 0, "records": 0, "deleted": 0}
+def in_sets(set_specs: list[str], sets: list[str]) -> bool:
+    """A record belongs when one of its setSpecs is a configured set or lies under one ('physics:hep-th' under
+    'physics')."""
+    return any(spec == s or spec.startswith(s + ":") for spec in set_specs for s in sets)
+
+
+def parse_pages(dirs: list[Path], field_of: FieldMapper, bad: BadInput, sets: list[str] | None = None):
+    """-> (frames, counts). Deleted records and records outside ``sets`` are counted, bad records and bad pages go to
+    the rejects (bad pages through ``bad``)."""
+    frames = []
+    counts = {"pages": 0, "records": 0, "deleted": 0, "outside_sets": 0, "largest_page": 0}
+    outside_examples = []
     for path in list_pages(dirs):
-        root = load_xml(path, rejects, quarantine, f"{{{OAI}}}OAI-PMH")
+        root = load_xml(path, bad, f"{{{OAI}}}OAI-PMH")
         counts["pages"] += 1
         if root is None:
             continue
         error = root.find("oai:error", NS)
         if error is not None and error.get("code") != "noRecordsMatch":
-            bad_file(path, f"OAI-PMH error page {error.get('code')}: {(error.text or '').strip()}", rejects, quarantine)
+            text = f"OAI-PMH error {error.get('code')}: {(error.text or '').strip()}"
+            bad.add(path, UnusableFile("error response", text), raw=etree.tostring(error, encoding="unicode"))
             continue
         rows = []
-        for i, rec in enumerate(root.iterfind("oai:ListRecords/oai:record", NS), 1):
+        page_records = root.findall("oai:ListRecords/oai:record", NS)
+        counts["largest_page"] = max(counts["largest_page"], len(page_records))
+        for i, rec in enumerate(page_records, 1):
             counts["records"] += 1
             header = rec.find("oai:header", NS)
             ident = (_text(header, "oai:identifier") if header is not None else None) or f"record {i}"
             if header is not None and header.get("status") == "deleted":
                 counts["deleted"] += 1
                 continue
+            specs = [s.text.strip() for s in rec.iterfind("oai:header/oai:setSpec", NS) if s.text]
+            if sets and not in_sets(specs, sets):
+                counts["outside_sets"] += 1
+                outside_examples.append(f"{ident} {specs}")
+                continue
             try:
                 rows.append(_record(rec, field_of))
             except RecordError as exc:
-                rejects.add(path, ident, str(exc), raw=etree.tostring(rec, encoding="unicode"))
+                bad.rejects.add(path, ident, str(exc), raw=etree.tostring(rec, encoding="unicode"))
         frames.append(records_frame(rows))
     log.info("%d pages, %d records, %d deleted records (not papers, not rejects)",
              counts["pages"], counts["records"], counts["deleted"])
+    if counts["outside_sets"]:
+        log.info("%d record(s) outside the configured sets %s excluded, e.g. %s",
+                 counts["outside_sets"], sets, outside_examples[:5])
     return frames, counts
 
 
@@ -261,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--pages", required=True, nargs="+", type=Path,
                    help="directories searched recursively for page-*.xml")
+    s.add_argument("--sets", nargs="+", metavar="SET",
+                   help="keep records whose header setSpec is one of these sets or under one (physics:hep-th is "
+                        "under physics); default: all")
     add_table_args(s)
 
     args = p.parse_args(argv)
@@ -271,9 +294,10 @@ def main(argv: list[str] | None = None) -> None:
         harvest(args.base_url, args.set_spec, args.out_dir, args.from_date, args.until_date, args.metadata_prefix,
                 policy, args.done)
     else:
-        rejects = Rejects()
-        frames, counts = parse_pages(args.pages, field_mapper(args), rejects, args.quarantine_bad_files)
-        write_table(frames, rejects, args, {"source": "oai_pmh", **counts})
+        bad = BadInput.from_args(args, Rejects())
+        frames, counts = parse_pages(args.pages, field_mapper(args), bad, args.sets)
+        lost = lost_to_bad_pages(len(bad), counts.pop("largest_page"))
+        write_table(frames, bad, args, {"source": "oai_pmh", **counts}, lost)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ import os
 import sys
 from typing import Any, Iterator
 
-from workflow_scripts.sources.citations import BatchFetcher, ShapeError, checked_json, fetch_main
+from workflow_scripts.sources.bad_input import error_answer
+from workflow_scripts.sources.citations import BatchFetcher, checked_json, fetch_main
+from workflow_scripts.sources.errors import RecordError, UnusableFile
 from workflow_scripts.sources.http import HarvestError, PoliteClient
-from workflow_scripts.sources.records import RecordError
 
 DEFAULTS = {
     "base_url": "https://api.openalex.org",
@@ -63,9 +64,14 @@ class OpenAlexFetcher(BatchFetcher):
 
 
 def records(obj: Any) -> list:
-    if not isinstance(obj, dict) or not isinstance(obj.get("results"), list):
-        raise ShapeError("expected an object with a 'results' array")
-    return obj["results"]
+    if isinstance(obj, dict) and isinstance(obj.get("results"), list):
+        return obj["results"]
+    if isinstance(obj, list):
+        raise UnusableFile("wrong source", "a JSON array (a Semantic Scholar batch response), not an OpenAlex works page")
+    message = error_answer(obj)
+    if message is not None:
+        raise UnusableFile("error response", f"the API answered {message!r} instead of a works page")
+    raise UnusableFile("malformed", f"expected an object with a 'results' array, got {type(obj).__name__}")
 
 
 def arxiv_id_of_doi(doi: str) -> str | None:

@@ -14,6 +14,8 @@ from typing import Iterable, Mapping, Sequence
 
 import polars as pl
 
+from workflow_scripts.sources.errors import RecordError
+
 PAPER_SCHEMA: dict[str, pl.DataType] = {
     "arxiv_id": pl.String,
     "title": pl.String,
@@ -32,10 +34,6 @@ PAPER_SCHEMA: dict[str, pl.DataType] = {
 # new-style 2101.00001 (4-digit yymm, 4 or 5 digit number) or old-style hep-th/9901001, optional version suffix
 _ID_RE = re.compile(r"^(?:arxiv:)?(?P<id>(?:\d{4}\.\d{4,5})|(?:[a-z\-]+(?:\.[A-Z]{2})?/\d{7}))(?:v(?P<v>\d+))?$", re.I)
 _NON_ALNUM_RE = re.compile(r"[^0-9a-z]+")
-
-
-class RecordError(ValueError):
-    """A record that cannot be normalized; the message says which field is wrong."""
 
 
 def versionless_id(raw: str) -> str:
@@ -151,19 +149,3 @@ def make_record(
 
 def records_frame(records: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=PAPER_SCHEMA, orient="row" if records and isinstance(records[0], (list, tuple)) else None)
-
-
-def dedupe_latest(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Keep one row per arxiv_id, the most recently updated (ties: the first in input order); return the count dropped.
-
-    Duplicates are expected (several versions of one paper, a paper in two OAI sets, the same paper from the dump
-    and the API), so they are counted and logged rather than rejected.
-    """
-    before = df.height
-    out = (
-        df.with_row_index("_order")
-        .sort(["arxiv_id", "updated", "_order"], descending=[False, True, False], nulls_last=True)
-        .unique("arxiv_id", keep="first", maintain_order=True)
-        .drop("_order")
-    )
-    return out, before - out.height

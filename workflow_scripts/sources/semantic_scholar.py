@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterator
 
-from workflow_scripts.sources.citations import BatchFetcher, ShapeError, checked_json, fetch_main
+from workflow_scripts.sources.bad_input import error_answer
+from workflow_scripts.sources.citations import BatchFetcher, checked_json, fetch_main
+from workflow_scripts.sources.errors import RecordError, UnusableFile
 from workflow_scripts.sources.http import HarvestError, PoliteClient
-from workflow_scripts.sources.records import RecordError
 
 DEFAULTS = {
     "base_url": "https://api.semanticscholar.org/graph/v1",
@@ -41,9 +42,14 @@ class SemanticScholarFetcher(BatchFetcher):
 
 
 def records(obj: Any) -> list:
-    if not isinstance(obj, list):
-        raise ShapeError(f"expected a JSON array, got {type(obj).__name__}")
-    return obj
+    if isinstance(obj, list):
+        return obj
+    if isinstance(obj, dict) and isinstance(obj.get("results"), list):
+        raise UnusableFile("wrong source", "an OpenAlex works page ('results' list), not a Semantic Scholar batch array")
+    message = error_answer(obj)
+    if message is not None:
+        raise UnusableFile("error response", f"the API answered {message!r} instead of a batch array")
+    raise UnusableFile("malformed", f"expected a JSON array, got {type(obj).__name__}")
 
 
 def id_and_count(record: Any) -> tuple[Any, Any]:

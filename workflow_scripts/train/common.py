@@ -145,17 +145,33 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+# what a checkpoint holds beyond what save_model writes: the state to resume training from
+_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "trainer_state.json", "latest",
+                "global_step*", "zero_to_fp32.py")
+
+
 def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs) -> Path:
     """Train (resuming from the newest checkpoint in ``output_dir``), then save state, final model and curves.
 
-    ``final/`` holds what the trainer saves (full weights, or the adapter of an unmerged PEFT run); with
-    merge_and_save it holds the adapter merged into the base model in merge_dtype, the adapter going to ``adapter/``.
+    A checkpoint already at the budget is finalized as it is (the Trainer would otherwise train one more step on
+    resume), so a rerun of a finished run reproduces its model. ``final/`` holds what the trainer saves (full
+    weights, or the adapter of an unmerged PEFT run); with merge_and_save it holds the adapter merged into the base
+    model in merge_dtype, the adapter going to ``adapter/``.
     """
+    from transformers import TrainerState
+
+    from workflow_scripts.train.run_dir import at_budget
+
     output_dir = Path(output_dir)
     resume = last_checkpoint(output_dir)
-    if resume:
-        log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
+    finished, step, budget = at_budget(resume) if resume else (False, 0, 0)
+    if finished:
+        log.info("%s is at the budget (step %d of %d): finalizing it, no further training", resume, step, budget)
+        trainer.state = TrainerState.load_from_json(str(Path(resume) / TRAINER_STATE))
+    else:
+        if resume:
+            log.info("resuming from %s (step %d of %d)", resume, step, budget)
+        trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # output_dir/trainer_state.json (main process)
 
     staging = output_dir / ".final.tmp"
@@ -163,7 +179,11 @@ def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs) -> Path:
     if main and staging.exists():
         shutil.rmtree(staging)
     trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(staging))  # every rank: ZeRO-3 gathers the 16-bit weights here
+    if finished:
+        if main:  # the checkpoint's model files are what save_model wrote at that step (ZeRO-3: 16-bit gathered)
+            shutil.copytree(resume, staging, ignore=shutil.ignore_patterns(*_RESUME_ONLY))
+    else:
+        trainer.save_model(str(staging))  # every rank: ZeRO-3 gathers the 16-bit weights here
     trainer.accelerator.wait_for_everyone()
     final = output_dir / FINAL_DIR
     if main:

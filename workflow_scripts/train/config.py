@@ -72,10 +72,23 @@ def load_block(config_json: Mapping | None = None, config_file: str | os.PathLik
     return block
 
 
+class UnknownKeyError(ValueError):
+    """A key of a config block that no dataclass of the step has as a field."""
+
+    def __init__(self, key: str, close: list[str], class_names: list[str]):
+        self.key, self.close = key, close
+        hint = f"; did you mean {close}?" if close else f" (known keys: fields of {class_names})"
+        super().__init__(f"unknown config key {key!r}{hint}")
+
+
 def split_block(block: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
     """Route each key of ``block`` to the first of the dataclasses ``classes`` that has it as a field."""
     fields = [{f.name for f in dataclasses.fields(c) if f.init} for c in classes]
-    parts: list[dict[str, Any]] = [{} for _ in classes]
+    return _route(block, fields, [c.__name__ for c in classes])
+
+
+def _route(block: Mapping[str, Any], fields: list[set[str]], class_names: list[str]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{} for _ in fields]
     block = dict(block)
     for alias, (target, convert) in ALIASES.items():
         if alias in block and not any(alias in names for names in fields):
@@ -91,10 +104,62 @@ def split_block(block: Mapping[str, Any], *classes: type) -> list[dict[str, Any]
                 break
         else:
             known = sorted(set().union(*fields) - set(RESERVED_KEYS))
-            close = [k for k in known if _similar(key, k)]
-            hint = f"; did you mean {close}?" if close else f" (known keys: fields of {[c.__name__ for c in classes]})"
-            raise ValueError(f"unknown config key {key!r}{hint}")
+            raise UnknownKeyError(key, [k for k in known if _similar(key, k)], class_names)
     return parts
+
+
+# ---- the same routing at DAG build, before any job is submitted (workflow_scripts.common.config)
+
+# the dataclasses each entry point routes its block to, in its order ("module:Name")
+ENTRY_CLASSES = {
+    "grpo": ("workflow_scripts.train.grpo:GRPOScriptArgs", "workflow_scripts.train.common:ModelArgs", "trl:GRPOConfig"),
+    "sft": ("workflow_scripts.train.sft:SFTScriptArgs", "workflow_scripts.train.common:ModelArgs", "trl:SFTConfig"),
+}
+
+
+def block_problems(key: str, block: Mapping[str, Any], entry: str) -> list[str]:
+    """What the ``entry`` step would refuse in ``block`` when it starts, as "config key <key>.<name>: ..." lines:
+    every unknown key (with the close field names), then the first other problem (reserved key, alias clash)."""
+    paths = ENTRY_CLASSES[entry]
+    fields = [init_fields(path) for path in paths]
+    names = [path.split(":")[1] for path in paths]
+    block, problems = dict(block), []
+    while True:
+        try:
+            _route(block, fields, names)
+            return problems
+        except UnknownKeyError as exc:
+            hint = f"did you mean {' or '.join(exc.close)}?" if exc.close else f"not a field of {names}"
+            problems.append(f"config key {key}.{exc.key}: unknown; {hint}")
+            del block[exc.key]
+        except ValueError as exc:
+            return [*problems, f"config key {key}: {exc}"]
+
+
+def init_fields(path: str) -> set[str]:
+    """The init field names of the dataclass ``module:Name``. TRL's configs take ~10 s to import (transformers and
+    torch), so theirs are cached per installed trl and transformers version; ours import in a fraction of a second."""
+    module, name = path.split(":")
+    if module != "trl":
+        import importlib
+
+        return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name)) if f.init}
+    from importlib.metadata import version
+
+    cache = _cache_dir() / f"trl-{version('trl')}-transformers-{version('transformers')}.json"
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    if name not in known:
+        import trl
+
+        from workflow_scripts.common.io import write_json_atomic
+
+        known[name] = sorted(f.name for f in dataclasses.fields(getattr(trl, name)) if f.init)
+        write_json_atomic(cache, known)
+    return set(known[name])
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scitaste" / "trainer_fields"
 
 
 def _similar(a: str, b: str) -> bool:

@@ -1,10 +1,15 @@
-"""Keep a run directory's checkpoints from outliving the run they belong to.
+"""The training-run contract: which checkpoints a run may resume, and when a run is finished.
 
-Resuming from the newest checkpoint is what makes a killed or preempted job continue. But when the rule reruns
-because its inputs or settings changed (a new base model, other data, another learning rate), an old checkpoint
-would silently continue the *old* run. The launcher therefore records a fingerprint of what defines the run and
-removes checkpoints that were written under another one. Budget and bookkeeping keys (max_steps, save_steps, ...)
-are left out: raising max_steps is meant to continue a run, not restart it.
+A run is identified by everything that changes its weights: the base model (its name, and the content of its files
+when it is a local directory), the training data (content), and every trainer key, budget keys (max_steps,
+num_train_epochs) included, since the learning-rate schedule depends on the budget. Keys that change nothing in the
+weights (logging, checkpoint and evaluation cadence, trackers, where a vLLM server listens) are left out.
+
+- Same identity, interrupted: resume from the last complete checkpoint; the run ends exactly at its budget.
+- Same identity, a checkpoint already at the budget (a rerun after --forcerun, a logging change, --rerun-incomplete
+  on a finished job): the checkpoint is finalized as it is, never trained further.
+- Another identity: the old checkpoints are removed (logged with what changed) and training starts at step 0.
+The launcher records the identity in ``run_fingerprint.json`` once, before any rank starts.
 """
 
 from __future__ import annotations
@@ -21,50 +26,67 @@ from workflow_scripts.common.io import write_json_atomic
 log = logging.getLogger(__name__)
 
 FINGERPRINT = "run_fingerprint.json"
+# cadence, bookkeeping and addresses: none of them changes a weight (the checkpoint at the budget is always written)
 NOT_DEFINING = {
-    "max_steps", "num_train_epochs", "save_steps", "save_strategy", "save_total_limit", "logging_steps",
-    "report_to", "vllm_server_host", "vllm_server_port",
+    "logging_steps", "logging_strategy", "logging_first_step", "logging_dir", "log_completions", "report_to",
+    "run_name", "save_steps", "save_strategy", "save_total_limit", "save_only_model", "eval_steps", "eval_strategy",
+    "eval_on_start", "per_device_eval_batch_size", "dataloader_num_workers", "vllm_server_host", "vllm_server_port",
+    "vllm_server_base_url", "vllm_server_timeout", "push_to_hub", "hub_model_id",
 }
+_CHUNK = 1 << 20
 
 
-def _files_stamp(path: str | None) -> str | None:
-    """Names, sizes and mtimes of a local input (file or directory): changes when it is rebuilt."""
+def _content_hash(path: str | None) -> str | None:
+    """sha256 over the relative names and bytes of a local file or directory; None for a hub id."""
     if not path or not Path(path).exists():
-        return None  # a hub id, or absent: its name is the fingerprint
-    p = Path(path)
-    files = sorted(f for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file())
-    stamp = "\n".join(f"{f.relative_to(p) if p.is_dir() else f.name} {f.stat().st_size} {f.stat().st_mtime_ns}" for f in files)
-    return hashlib.sha256(stamp.encode()).hexdigest()
+        return None  # a hub id: its name (and model_revision, a trainer key) identifies it
+    root = Path(path)
+    digest = hashlib.sha256()
+    for f in sorted(f for f in (root.rglob("*") if root.is_dir() else [root]) if f.is_file()):
+        digest.update(f"{f.relative_to(root) if root.is_dir() else f.name}\0".encode())
+        with open(f, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fingerprint(model: str | None, train: str | None, block: Mapping) -> dict:
+    """The identity of a run (see the module docstring)."""
     return {
         "model": model,
-        "model_files": _files_stamp(model),
-        "train": train,
-        "train_files": _files_stamp(train),
+        "model_content": _content_hash(model),
+        "train_content": _content_hash(train),
         "config": {k: v for k, v in sorted(block.items()) if k not in NOT_DEFINING},
     }
 
 
 def reset_stale_checkpoints(output_dir: str | None, current: dict) -> list[str]:
-    """Remove the checkpoints of ``output_dir`` written under another fingerprint; record the current one."""
+    """Remove the checkpoints of ``output_dir`` written under another identity; record the current one."""
     if not output_dir:
         return []
     out = Path(output_dir)
     path = out / FINGERPRINT
     removed: list[str] = []
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != current:
+    previous = json.loads(path.read_text()) if path.exists() else None
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    if checkpoints and previous != current:
+        if previous is None:
+            changed = [f"no {FINGERPRINT} beside the checkpoints"]
+        else:
             before, now = previous.get("config", {}), current["config"]
             changed = [k for k in current if k != "config" and previous.get(k) != current[k]]
             changed += [f"config.{k}" for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
-            for ckpt in sorted(out.glob("checkpoint-*")):
-                shutil.rmtree(ckpt)
-                removed.append(ckpt.name)
-            if removed:
-                log.warning("%s: the run changed (%s): removed %d stale checkpoint(s), training starts over",
-                            out, ", ".join(changed), len(removed))
+        for ckpt in checkpoints:
+            shutil.rmtree(ckpt)
+            removed.append(ckpt.name)
+        log.warning("%s: another run (%s): removed %d checkpoint(s) of the old one, training starts at step 0",
+                    out, ", ".join(changed), len(removed))
     write_json_atomic(path, current)
     return removed
+
+
+def at_budget(checkpoint: str | Path) -> tuple[bool, int, int]:
+    """(finished, global step, budget) of a checkpoint, from the trainer state the Trainer writes last in it."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    step, budget = int(state["global_step"]), int(state.get("max_steps") or 0)
+    return budget > 0 and step >= budget, step, budget
