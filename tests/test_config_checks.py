@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.workflow_runner import ROOT, snakemake, write_config
+from tests.workflow_runner import ROOT, merge, snakemake, write_config
 from workflow_scripts.common.config import ConfigError, check_config, schema_defaults, snapshot_problems
 from workflow_scripts.datasets import leakage_audit
 from workflow_scripts.datasets import scijudge_pairs as sp
@@ -28,16 +28,7 @@ PRODUCTION = yaml.safe_load((ROOT / "config.production.yaml").read_text())
 
 def problems(base: dict, **overrides) -> str:
     """The ConfigError message for ``base`` with nested ``overrides``, or '' when the config passes."""
-    cfg = copy.deepcopy(base)
-
-    def merge(dst, src):
-        for k, v in src.items():
-            if isinstance(v, dict) and isinstance(dst.get(k), dict):
-                merge(dst[k], v)
-            else:
-                dst[k] = v
-
-    merge(cfg, overrides)
+    cfg = merge(copy.deepcopy(base), overrides)
     try:
         check_config(cfg)
     except ConfigError as exc:

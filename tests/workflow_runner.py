@@ -14,18 +14,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
+def merge(dst: dict, src: dict) -> dict:
+    """``dst`` with the nested values of ``src`` written over it (in place)."""
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            merge(dst[k], v)
+        else:
+            dst[k] = v
+    return dst
+
+
 def write_config(workdir: Path, name: str = "config.yaml", **overrides) -> Path:
     """The embedded demo config with nested overrides, written into ``workdir``."""
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-
-    def merge(dst, src):
-        for k, v in src.items():
-            if isinstance(v, dict) and isinstance(dst.get(k), dict):
-                merge(dst[k], v)
-            else:
-                dst[k] = v
-
-    merge(cfg, overrides)
+    cfg = merge(yaml.safe_load((ROOT / "config.yaml").read_text()), overrides)
     path = workdir / name
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
