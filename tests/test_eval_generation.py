@@ -31,6 +31,16 @@ def test_hf_sampling_is_deterministic_given_seed(tiny_model_dir):
     assert [g.text for g in other] != [g.text for g in first]
 
 
+def test_hf_sampling_does_not_depend_on_the_batch_size(tiny_model_dir):
+    # each prompt samples from its own seed: the batch size is a speed setting, not part of the result
+    settings = {"temperature": 1.0, "top_p": 0.9, "top_k": 20, "max_new_tokens": 10, "seed": 5}
+    batched = load_generator(tiny_model_dir, {**settings, "batch_size": 3}).generate(_convs())
+    single = load_generator(tiny_model_dir, {**settings, "batch_size": 1}).generate(_convs())
+    assert batched == single
+    greedy = load_generator(tiny_model_dir, {**settings, "temperature": 0, "batch_size": 3}).generate(_convs())
+    assert [g.text for g in batched] != [g.text for g in greedy]  # it samples
+
+
 def test_hf_greedy_batched_equals_one_by_one(tiny_model_dir):
     # the repetition penalty keeps the random model from repeating one token, so the outputs depend on the prompt
     # (with right padding, or without the attention mask, the padded prompts come out different)

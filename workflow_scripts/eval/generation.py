@@ -2,8 +2,9 @@
 
 Both backends render prompts the same way (the tokenizer's chat template with ``add_generation_prompt``, tokenized by
 the HF tokenizer of the model directory) and sample with the same knobs, so switching backend changes speed, not the
-prompt. `hf` runs anywhere (CPU included) and is deterministic given ``seed`` and ``batch_size``; `vllm` needs a CUDA
-GPU and the ``vllm`` package and is asked for explicitly, never substituted silently.
+prompt. `hf` runs anywhere (CPU included) and samples each prompt from its own seed, so its output depends on
+``seed`` but not on ``batch_size`` (a speed and memory setting only); `vllm` needs a CUDA GPU and the ``vllm`` package
+and is asked for explicitly, never substituted silently.
 """
 
 from __future__ import annotations
@@ -136,11 +137,9 @@ class HFGenerator:
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=sorted(self.eos_ids),
         )
-        if cfg.greedy:
-            # explicit neutral values: otherwise generate() warns about sampling settings from generation_config
-            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kw.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k or 0)
+        # greedy decoding over scores that PerPromptSampler perturbs: sampling without generate()'s batch-wide RNG;
+        # explicit neutral values, otherwise generate() warns about sampling settings from generation_config
+        kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
 
     def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
@@ -155,9 +154,9 @@ class HFGenerator:
         for b, start in enumerate(range(0, len(order), bs)):
             idx = order[start : start + bs]
             batch = self.tokenizer.pad({"input_ids": [prompts[i] for i in idx]}, return_tensors="pt").to(self.device)
-            torch.manual_seed(self.cfg.seed + b)  # one seed per batch: the run is reproducible batch by batch
+            processors = [] if self.cfg.greedy else [PerPromptSampler(self.cfg, [self.cfg.seed * 1_000_003 + i for i in idx])]
             with torch.inference_mode():
-                out = self.model.generate(**batch, **kwargs)
+                out = self.model.generate(**batch, **kwargs, logits_processor=processors)
             new = out[:, batch["input_ids"].shape[1] :].tolist()
             for i, ids in zip(idx, new):
                 results[i] = self._finish(ids)
@@ -169,6 +168,35 @@ class HFGenerator:
         kept = ids if end is None else ids[:end]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
         return Generation(text=text, num_tokens=len(ids) if end is None else end + 1, finished=end is not None)
+
+
+class PerPromptSampler:
+    """Samples each row from its own generator (Gumbel-max: argmax of log-probabilities plus Gumbel noise draws from
+    softmax), after temperature, top-k and top-p; generate() then decodes greedily. A row's tokens depend on its own
+    seed only, not on which prompts share its batch, as vLLM's per-request seeds do."""
+
+    def __init__(self, cfg: GenConfig, seeds: Sequence[int]):
+        import torch
+
+        self.cfg = cfg
+        self.generators = [torch.Generator().manual_seed(s % 2**63) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        cfg = self.cfg
+        scores = scores.float() / cfg.temperature
+        if cfg.top_k:
+            kth = torch.topk(scores, min(cfg.top_k, scores.shape[-1]), dim=-1).values[..., -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if cfg.top_p < 1:  # keep the smallest set of tokens whose probability reaches top_p (the top token always)
+            ordered, order = torch.sort(scores, descending=True, dim=-1)
+            before = ordered.softmax(-1).cumsum(-1) - ordered.softmax(-1)
+            drop = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, order, before >= cfg.top_p)
+            scores = scores.masked_fill(drop, float("-inf"))
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators]).to(scores.device)
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+        return scores.log_softmax(-1) + gumbel
 
 
 class VLLMGenerator:
