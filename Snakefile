@@ -18,6 +18,7 @@ include: "rules/demo.smk"
 include: "rules/arxiv.smk"
 include: "rules/citations.smk"
 include: "rules/quality.smk"
+include: "rules/reviews.smk"
 include: "rules/scijudge.smk"
 include: "rules/models.smk"
 include: "rules/scijudge_model.smk"
@@ -40,6 +41,7 @@ rule all:
         SJ_TRAINING,
         SJ_EVALUATION,
         DATA_QUALITY,
+        REVIEW_TABLES,
 
 
 # Named targets, one per artifact: `snakemake papers`, `snakemake pairs`, ...
@@ -73,3 +75,8 @@ rule scijudge_eval:
     input:
         SJ_TRAINING,
         SJ_EVALUATION,
+
+
+rule reviews:
+    input:
+        REVIEW_TABLES,

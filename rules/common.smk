@@ -12,7 +12,9 @@ from snakemake.utils import validate
 
 from workflow_scripts.common import manifest
 from workflow_scripts.common.config import ConfigError, check_config, snapshot_paths, snapshot_problems, with_defaults
+from workflow_scripts.common.config import expand_path
 from workflow_scripts.common.redact import secret_var_names
+from workflow_scripts.train import hub_model
 
 # friendly messages naming the key and the allowed values first, then Snakemake's own validation filling defaults
 check_config(config)
@@ -26,7 +28,13 @@ _conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_metho
 _path = "" if _conda else f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
 # the names (never the values) of the variables holding secrets: every step redacts their values from what it prints
 _secret_vars = shlex.quote(",".join(secret_var_names(config)))
-shell.prefix(f"set -euo pipefail; {_path}export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; export SCITASTE_SECRET_VARS={_secret_vars}; ")
+# one shared HF_HOME for every job when configured: the download rule fills it, training and evaluation read it
+_hf_home = config["models"]["hf_home"]
+_hf_home = f"export HF_HOME={shlex.quote(expand_path(_hf_home))}; " if _hf_home else ""
+shell.prefix(f"set -euo pipefail; {_path}export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; export SCITASTE_SECRET_VARS={_secret_vars}; {_hf_home}")
+# training and evaluation jobs never reach the hub: hub-id base models come from the snapshot rule hub_model_download
+# put into HF_HOME (models.smk); a constant, so the rules' code does not change with the configured path
+HUB_OFFLINE = "export HF_HUB_OFFLINE=1; "
 
 # ---- paths: one place for every artifact the rules share
 RESULTS = "results"
@@ -43,6 +51,10 @@ PAIRS = {s: f"{PAIRS_DIR}/{s}.parquet" for s in ("train", "test_id", "test_ood")
 PAIRS_CARD = f"{PAIRS_DIR}/README.md"
 PAIRS_AUDIT = f"{PAIRS_DIR}/leakage_audit.json"
 TINY_MODEL = f"{RESULTS}/models/tiny-base"
+HUB_MARKERS = f"{RESULTS}/models/hub"  # one JSON per hub-id base model: the snapshot the download rule fetched
+# training run directories (checkpoints, logs): results/ unless cluster.scratch_dir; the final model, its trainer
+# state and curves are always published to results/
+RUNS = expand_path(config["cluster"]["scratch_dir"]) if config["cluster"]["scratch_dir"] else RESULTS
 SFTW_DIR = f"{RESULTS}/scijudge/sft_warmup"
 SFTW_DATA = f"{RESULTS}/scijudge/sft_warmup_data/train.parquet"
 GRPO_DIR = f"{RESULTS}/scijudge/grpo"
@@ -158,24 +170,46 @@ def model_path(name):
 
 
 def model_input(path):
-    """A model this workflow builds is a rule input; a hub id or an external directory is used as given."""
-    return {"model": path} if path.startswith(f"{RESULTS}/") else {}
+    """The rule input standing for a model: one this workflow builds, or the download marker of a hub id (rule
+    hub_model_download); an external directory is used as given."""
+    if path.startswith(f"{RESULTS}/"):
+        return {"model": path}
+    if hub_model.is_hub_id(path):
+        return {"model": f"{HUB_MARKERS}/{hub_model.slug(path)}.json"}
+    return {}
+
+
+def run_dir(results_dir):
+    """Where a training job keeps its checkpoints: ``results_dir`` itself, or its place under cluster.scratch_dir."""
+    return results_dir if RUNS == RESULTS else os.path.join(RUNS, os.path.relpath(results_dir, RESULTS))
+
+
+def train_env(trainer):
+    """The conda env of a training job: the one with vLLM when its trainer generates through vLLM."""
+    return "../envs/train-vllm.yaml" if trainer.get("use_vllm") else "../envs/train.yaml"
 
 
 def launch_args(launch):
     return (
         f"--accelerate-config {launch['accelerate_config']} --nodes {launch['nodes']}"
         f" --gpus-per-node {launch['gpus_per_node']} --main-port {launch['main_port']}"
-        f" --vllm-server-gpus {launch['vllm_server_gpus']}"
+        f" --vllm-server-gpus {launch['vllm_server_gpus']} --rendezvous-timeout {launch['rendezvous_timeout_s']}"
     )
 
 
-def slurm_resources(res, nodes=1, gpus_per_node=0):
+def slurm_resources(res, nodes=1, gpus_per_node=0, training=False):
     """SLURM-facing resources of a job. GPUs go as a per-node `gres` (the plugin's `gpu` resource becomes
-    `--gpus`, a job-wide total); no `tasks`: `sbatch --nodes N` gives the one task per node the launcher expects."""
+    `--gpus`, a job-wide total); `sbatch --nodes N` gives the one task per node the launcher expects, with no `tasks`
+    for a GPU job (the plugin makes it --ntasks-per-gpu) and tasks = N for a CPU job.
+    A training job also gets its wall-time margin (a resource, not a param: changing it retrains nothing)."""
     out = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "cpus_per_task": res["cpus_per_task"]}
+    if training:
+        out["wall_time_margin_s"] = config["cluster"]["wall_time_margin_s"]
     if nodes > 1:
         out["nodes"] = nodes
+        if not gpus_per_node:
+            # the plugin gives a job without GPUs `--ntasks=<tasks or 1>`, and sbatch shrinks --nodes to --ntasks
+            out["tasks"] = nodes
     if gpus_per_node:
         model = res.get("gpu_model")
         out["gres"] = f"gpu:{model}:{gpus_per_node}" if model else f"gpu:{gpus_per_node}"

@@ -50,7 +50,9 @@ rule scijudge_sft_warmup:
             f"{SFTW_DIR}/curves.png", caption="report/scijudge_sft_curves.rst", category="SciJudge", subcategory="training"
         ),
     params:
-        run_dir=lambda w, output: os.path.dirname(output.state),
+        # checkpoints in the run directory (results/ or cluster.scratch_dir); the declared outputs are published here
+        run_dir=lambda w, output: run_dir(os.path.dirname(output.state)),
+        publish=lambda w, output: os.path.dirname(output.state),
         model=lambda w: SJ_MODELS["base"],
         launch=launch_args(SFTW["launch"]),
         trainer=lambda w: arg(SFTW["trainer"] | {"seed": config["seed"]}),
@@ -60,12 +62,14 @@ rule scijudge_sft_warmup:
         f"{BENCH}/scijudge_sft_warmup.tsv"
     threads: SFTW["resources"]["cpus_per_task"]
     resources:
-        **slurm_resources(SFTW["resources"], SFTW["launch"]["nodes"], SFTW["launch"]["gpus_per_node"]),
+        **slurm_resources(SFTW["resources"], SFTW["launch"]["nodes"], SFTW["launch"]["gpus_per_node"],
+                          training=True),
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m workflow_scripts.train.launch {params.launch} -- -m workflow_scripts.train.sft"
-        " --model {params.model} --train {input.train} --output-dir {params.run_dir}"
+        HUB_OFFLINE + "python -m workflow_scripts.train.launch {params.launch}"
+        " --wall-time-margin {resources.wall_time_margin_s} -- -m workflow_scripts.train.sft"
+        " --model {params.model} --train {input.train} --output-dir {params.run_dir} --publish-dir {params.publish}"
         " --config-json {params.trainer} > {log} 2>&1"
 
 
@@ -83,7 +87,8 @@ rule scijudge_grpo:
             f"{GRPO_DIR}/curves.png", caption="report/scijudge_curves.rst", category="SciJudge", subcategory="training"
         ),
     params:
-        run_dir=lambda w, output: os.path.dirname(output.state),
+        run_dir=lambda w, output: run_dir(os.path.dirname(output.state)),
+        publish=lambda w, output: os.path.dirname(output.state),
         model=lambda w: GRPO_START,
         launch=launch_args(GRPO["launch"]),
         trainer=lambda w: arg(GRPO["trainer"] | {"seed": config["seed"]}),
@@ -93,13 +98,15 @@ rule scijudge_grpo:
         f"{BENCH}/scijudge_grpo.tsv"
     threads: GRPO["resources"]["cpus_per_task"]
     resources:
-        **slurm_resources(GRPO["resources"], GRPO["launch"]["nodes"], GRPO["launch"]["gpus_per_node"]),
+        **slurm_resources(GRPO["resources"], GRPO["launch"]["nodes"], GRPO["launch"]["gpus_per_node"],
+                          training=True),
     conda:
-        "../envs/train.yaml"
+        train_env(GRPO["trainer"])
     shell:
-        "python -m workflow_scripts.train.launch {params.launch} -- -m workflow_scripts.train.grpo"
-        " --model {params.model} --train {input.train} --output-dir {params.run_dir} --reward scijudge"
-        " --config-json {params.trainer} > {log} 2>&1"
+        HUB_OFFLINE + "python -m workflow_scripts.train.launch {params.launch}"
+        " --wall-time-margin {resources.wall_time_margin_s} -- -m workflow_scripts.train.grpo"
+        " --model {params.model} --train {input.train} --output-dir {params.run_dir} --publish-dir {params.publish}"
+        " --reward scijudge --config-json {params.trainer} > {log} 2>&1"
 
 
 rule scijudge_eval_model:
@@ -129,8 +136,9 @@ rule scijudge_eval_model:
     conda:
         "../envs/eval.yaml"
     shell:
-        "python -m workflow_scripts.eval.scijudge predict --model {params.model} {params.pairs} --out {output}"
-        " --gen-json {params.gen} --batch-size {resources.gen_batch_size} --prompt-json {params.prompt} > {log} 2>&1"
+        HUB_OFFLINE + "python -m workflow_scripts.eval.scijudge predict --model {params.model} {params.pairs}"
+        " --out {output} --gen-json {params.gen} --batch-size {resources.gen_batch_size} --prompt-json {params.prompt}"
+        " > {log} 2>&1"
 
 
 rule scijudge_baseline:

@@ -12,9 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm"}  # the driver's own needs, not a job's
 
 
+ENV_EXTRAS = ("vllm",)  # extras an env installs: the GPU-only vllm extra is envs/train-vllm.yaml
+
+
 def pyproject_requirements() -> dict[str, Requirement]:
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return {r.name: r for r in map(Requirement, data["project"]["dependencies"])}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [r for name in ENV_EXTRAS for r in project["optional-dependencies"][name]]
+    return {r.name: r for r in map(Requirement, project["dependencies"] + extras)}
 
 
 def env_requirements(path: Path) -> dict[str, Requirement]:

@@ -1,4 +1,4 @@
-"""The launcher's commands, built from fake SLURM environments (env vars only; nothing is launched)."""
+"""The launcher's commands, built from fake SLURM environments and stand-in scontrol/srun (nothing is trained)."""
 
 import json
 import os
@@ -61,26 +61,57 @@ def test_single_node_outside_slurm():
 
 
 def test_multi_node_srun(tmp_path):
-    plan = launch.build_plan(CFG, ENTRY, nodes=3, gpus_per_node=4, main_port=29511, env=SLURM, use_scontrol=False)
-    assert plan.command[:10] == ["srun", "--overlap", "--nodes", "3", "--ntasks-per-node", "1", "--relative", "0",
-                                 "--kill-on-bad-exit=1", "bash"]
-    assert plan.command[10] == "-c" and (plan.num_machines, plan.num_processes) == (3, 12)
-    argv, opts = srun_task_argv(plan.command[11], rank=2)
+    plan = launch.build_plan(CFG, ENTRY, nodes=3, gpus_per_node=4, main_port=29511, env=SLURM, use_scontrol=False,
+                             rendezvous_timeout=90)
+    # the enclosing step's shape unset, then srun with the whole shape of the per-node step given explicitly
+    unset = [f"--unset={name}" for name in launch.STEP_SHAPE]
+    assert plan.command[:len(unset) + 1] == ["env", *unset]
+    assert {"--unset=SLURM_NTASKS", "--unset=SLURM_JOB_NODELIST"} <= set(unset)
+    srun = plan.command[len(unset) + 1:]
+    assert srun[:14] == ["srun", "--overlap", "--nodes", "3", "--ntasks", "3", "--ntasks-per-node", "1", "--relative",
+                         "0", "--kill-on-bad-exit=1", "--label", "bash", "-c"]
+    assert (plan.num_machines, plan.num_processes) == (3, 12)
+    argv, opts = srun_task_argv(plan.command[-1], rank=2)
     assert argv[:4] == [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch"]
     assert opts["--config_file"] == CFG
     assert opts["--num_machines"] == "3" and opts["--num_processes"] == "12"
     assert opts["--machine_rank"] == "2"  # evaluated per task
     assert opts["--main_process_ip"] == "gpu07" and opts["--main_process_port"] == "29511"
-    assert opts["--rdzv_backend"] == "c10d"
+    assert opts["--rdzv_backend"] == "c10d" and opts["--rdzv_conf"] == "join_timeout=180,read_timeout=90"
     assert argv[argv.index("-m", 4):] == ENTRY  # the JSON argument survives the shell intact
 
 
 def srun_task_argv(script: str, rank: int) -> tuple[list[str], dict[str, str]]:
-    """Run the per-task script the way srun task ``rank`` would, with `exec` swapped for printing its argv."""
-    probe = script.replace("exec ", "printf '%s\\n' ", 1)
-    argv = subprocess.run(["bash", "-c", probe], env={**os.environ, "SLURM_PROCID": str(rank)},
+    """Run the per-task script the way srun task ``rank`` would, printing the launch's argv instead of running it."""
+    argv = subprocess.run(["bash", "-c", "printf '%s\\n' " + script], env={**os.environ, "SLURM_PROCID": str(rank)},
                           capture_output=True, text=True, check=True).stdout.splitlines()
     return argv, dict(zip(argv[4::1], argv[5::1]))
+
+
+def test_failed_node_names_itself_and_the_rendezvous(tmp_path):
+    # a node whose launch fails (here: exits 3) says which node it is and where it tried to meet the others
+    script = launch.per_node_srun(["sh", "-c", "echo rendezvous refused >&2; exit 3", "sh"], [], ["n1", "n2"], 29500,
+                                  rendezvous_timeout=20)[-1]
+    proc = subprocess.run(["bash", "-c", script], env={**os.environ, "SLURM_PROCID": "1"}, capture_output=True,
+                          text=True)
+    assert proc.returncode == 3
+    assert proc.stderr.splitlines() == [
+        "rendezvous refused",
+        f"launch: node {os.uname().nodename} (machine rank 1 of 2) exited with status 3; rendezvous host n1:29500, "
+        "timeout 20 s",
+    ]
+
+
+# distributed_type NO (cpu.yaml) or MULTI_CPU (which expects mpirun): one plain process per node
+@pytest.mark.parametrize("distributed_type", ["'NO'", "MULTI_CPU"])
+def test_multi_node_needs_a_torchrun_config(tmp_path, distributed_type):
+    config = tmp_path / "accelerate.yaml"
+    config.write_text(f"distributed_type: {distributed_type}\nuse_cpu: true\n")
+    with pytest.raises(ValueError, match="each node would train alone; use accelerate/cpu_multinode.yaml"):
+        launch.build_plan(config, ENTRY, nodes=2, gpus_per_node=0, main_port=1, env=SLURM, use_scontrol=False)
+    plan = launch.build_plan("workflow_scripts/train/accelerate/cpu_multinode.yaml", ENTRY, nodes=2, gpus_per_node=0,
+                             main_port=1, env=SLURM, use_scontrol=False)
+    assert plan.num_processes == 2 and "--label" in plan.command
 
 
 @pytest.mark.parametrize(
@@ -133,15 +164,103 @@ def test_batch_validation_reads_config_file(tmp_path):
     launch.validate(["-m", "workflow_scripts.train.sft", "--config-file", str(cfg)], launch.Plan([], 1, 1), 0, {}, 0)
 
 
-def test_main_dry_run_in_slurm(monkeypatch, capsys):
-    for key, value in SLURM.items():
+# ---------------------------------------------------------------------------------------------- inside a job step
+# `scontrol show job 42` of a running 3-node job (Slurm 22.05), as the launcher reads it
+SCONTROL_JOB = """\
+JobId=42 JobName=3f1c2a7e-scijudge_grpo
+   UserId=root(0) GroupId=root(0) MCS_label=N/A
+   JobState=RUNNING Reason=None Dependency=(null)
+   RunTime=00:00:07 TimeLimit=00:30:00 TimeMin=N/A
+   Partition=gpu AllocNode:Sid=login1:4242
+   ReqNodeList=(null) ExcNodeList=(null)
+   NodeList=gpu[07-08],cpu5
+   BatchHost=gpu07
+   NumNodes=3 NumCPUs=6 NumTasks=3 CPUs/Task=2 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=6,mem=24000M,node=3,billing=6,gres/gpu=12
+"""
+# a stand-in scontrol that knows job 42 only; anything else fails as scontrol does
+FAKE_SCONTROL = """#!/bin/sh
+case "$*" in
+    "show job 42") cat "$(dirname "$0")/job42.txt" ;;
+    "show hostnames gpu[07-08],cpu5") printf 'gpu07\\ngpu08\\ncpu5\\n' ;;
+    *) echo "slurm_load_jobs error: Invalid job id specified ($*)" >&2; exit 1 ;;
+esac
+"""
+# what the slurm executor's `srun -n1 --cpus-per-task=2` sets in the rule's step: one node, one task
+STEP = {"SLURM_JOB_ID": "42", "SLURM_NNODES": "1", "SLURM_NTASKS": "1", "SLURM_NPROCS": "1", "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_JOB_NODELIST": "gpu07", "SLURM_NODELIST": "gpu07", "SLURM_CPUS_PER_TASK": "2", "SLURM_GPUS_ON_NODE": "4"}
+
+
+@pytest.fixture
+def in_job_step(tmp_path, monkeypatch) -> Path:
+    """This process inside job 42's one-task step, with the stand-in scontrol first on PATH (its directory)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "job42.txt").write_text(SCONTROL_JOB)
+    (bin_dir / "scontrol").write_text(FAKE_SCONTROL)
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SLURM_JOB_NUM_NODES", raising=False)  # the jobstep plugin passes it on no more
+    for key, value in STEP.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(launch.shutil, "which", lambda name: None)  # no scontrol: the Python expansion
+    return bin_dir
+
+
+def test_nodes_come_from_scontrol_not_the_step(in_job_step, monkeypatch, capsys):
+    assert launch.slurm_allocation(os.environ) == ["gpu07", "gpu08", "cpu5"]
     monkeypatch.setattr(launch, "visible_gpus", lambda: 4)
-    launch.main(["--accelerate-config", CFG, "--nodes", "2", "--main-port", "29600", "--dry-run", "--", *ENTRY])
+    launch.main(["--accelerate-config", CFG, "--main-port", "29600", "--dry-run", "--", *ENTRY])  # N: the job's
     cmd = shlex.split(capsys.readouterr().out)
-    assert cmd[:4] == ["srun", "--overlap", "--nodes", "2"]
-    assert "--num_processes 8" in cmd[-1] and "--main_process_ip gpu07" in cmd[-1]  # G from SLURM_GPUS_ON_NODE
+    srun = cmd[cmd.index("srun"):]
+    assert srun[:6] == ["srun", "--overlap", "--nodes", "3", "--ntasks", "3"]
+    assert "--num_processes 12" in cmd[-1] and "--main_process_ip gpu07" in cmd[-1]  # G from SLURM_GPUS_ON_NODE
+    with pytest.raises(ValueError, match=r"--nodes 4 but the SLURM allocation has only 3 node\(s\): gpu07, gpu08, cpu5"):
+        launch.build_plan(CFG, ENTRY, nodes=4, gpus_per_node=4, main_port=1, env=os.environ)
+
+
+@pytest.mark.parametrize(
+    "job, scontrol, match",
+    [
+        ("43", True, r"`scontrol show job 43` failed with status 1: slurm_load_jobs error: Invalid job id"),
+        ("42", False, "SLURM_JOB_ID is set but scontrol is not on PATH"),
+    ],
+)
+def test_allocation_errors(in_job_step, monkeypatch, job, scontrol, match):
+    monkeypatch.setenv("SLURM_JOB_ID", job)
+    if not scontrol:
+        monkeypatch.setenv("PATH", str(in_job_step / "none"))
+    with pytest.raises(ValueError, match=match):
+        launch.slurm_allocation(os.environ)
+
+
+def test_pending_job_has_no_nodes(in_job_step):
+    (in_job_step / "job42.txt").write_text(SCONTROL_JOB.replace("NodeList=gpu[07-08],cpu5", "NodeList=(null)"))
+    with pytest.raises(ValueError, match="names no nodes"):
+        launch.slurm_allocation(os.environ)
+
+
+# a stand-in srun: records the arguments and the SLURM variables it was started with
+FAKE_SRUN = f"""#!{sys.executable}
+import json, os, sys
+record = {{"argv": sys.argv[1:], "env": {{k: v for k, v in os.environ.items() if k.startswith("SLURM_")}}}}
+json.dump(record, open(os.environ["FAKE_SRUN_RECORD"], "w"))
+"""
+
+
+def test_nested_srun_gets_no_step_task_counts(in_job_step, tmp_path):
+    (in_job_step / "srun").write_text(FAKE_SRUN)
+    (in_job_step / "srun").chmod(0o755)
+    record = tmp_path / "srun.json"
+    entry = [*ENTRY[:ENTRY.index("--output-dir") + 1], str(tmp_path / "run"), *ENTRY[ENTRY.index("--output-dir") + 2:]]
+    proc = subprocess.run([sys.executable, "-m", "workflow_scripts.train.launch", "--accelerate-config", CFG, "--",
+                           *entry], cwd=REPO, env={**os.environ, "FAKE_SRUN_RECORD": str(record)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    srun = json.loads(record.read_text())
+    assert srun["argv"][:9] == ["--overlap", "--nodes", "3", "--ntasks", "3", "--ntasks-per-node", "1", "--relative", "0"]
+    # the job's identity and the per-task CPUs stay; the step's task counts and one-node list do not reach srun
+    assert srun["env"]["SLURM_JOB_ID"] == "42" and srun["env"]["SLURM_CPUS_PER_TASK"] == "2"
+    assert not set(srun["env"]) & set(launch.STEP_SHAPE), srun["env"]
 
 
 def test_main_usage_errors(capsys):
@@ -161,13 +280,16 @@ def test_main_dry_run_local(monkeypatch, capsys):
     assert cmd[-len(ENTRY):] == ENTRY
 
 
-@pytest.mark.parametrize("name", ["cpu", "zero2", "zero3"])
+@pytest.mark.parametrize("name", ["cpu", "cpu_multinode", "zero2", "zero3"])
 def test_accelerate_configs_load(name):
     from accelerate.commands.config.config_args import load_config_from_file
 
     cfg = load_config_from_file(f"workflow_scripts/train/accelerate/{name}.yaml")
     if name == "cpu":
         assert cfg.use_cpu and str(cfg.distributed_type) in ("NO", "DistributedType.NO")
+        return
+    if name == "cpu_multinode":  # started through torchrun (what MULTI_GPU selects); the processes find no GPU
+        assert cfg.use_cpu and str(cfg.distributed_type).endswith("MULTI_GPU") and cfg.mixed_precision == "no"
         return
     assert str(cfg.mixed_precision).endswith("bf16") and not cfg.use_cpu
     ds = cfg.deepspeed_config
@@ -218,15 +340,17 @@ def test_server_node_of_a_multi_node_job():
     assert server.command[8:] == [*launch.SERVE, "--model", "m", "--tensor-parallel-size", "8",
                                   "--data-parallel-size", "1", "--host", "0.0.0.0", "--port", "8000"]
     assert server.host == "gpu04" and server.env == {}
-    assert plan.command[:8] == ["srun", "--overlap", "--nodes", "3", "--ntasks-per-node", "1", "--relative", "0"]
+    srun = plan.command[plan.command.index("srun"):]
+    assert srun[:10] == ["srun", "--overlap", "--nodes", "3", "--ntasks", "3", "--ntasks-per-node", "1", "--relative", "0"]
     argv, opts = srun_task_argv(plan.command[-1], rank=1)
     assert opts["--num_machines"] == "3" and opts["--num_processes"] == "24" and opts["--machine_rank"] == "1"
     assert opts["--main_process_ip"] == "gpu01"
     assert config_json(argv)["vllm_server_host"] == "gpu04"
-    # K < G on the server node: tensor parallel K, data parallel G/K
-    plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=None, gpus_per_node=8, main_port=1, env=SLURM4,
-                             use_scontrol=False, server_gpus=4)
-    assert plan.server.command[plan.server.command.index("--data-parallel-size") + 1] == "2"
+    # the trainer's context window is the server's
+    entry = [*ENTRY[:-1], json.dumps({**SERVER_BLOCK, "vllm_max_model_length": 4096})]
+    plan = launch.build_plan(CFG, entry, nodes=None, gpus_per_node=8, main_port=1, env=SLURM4, use_scontrol=False,
+                             server_gpus=8)
+    assert plan.server.command[-2:] == ["--max-model-len", "4096"] and plan.server.tensor_parallel == 8
     # 2 nodes: the trainer is one node, run here (the batch step is on the allocation's first node)
     plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=2, gpus_per_node=8, main_port=1, env=SLURM4,
                              use_scontrol=False, server_gpus=8)
@@ -239,7 +363,8 @@ def test_server_node_of_a_multi_node_job():
     [
         (SERVER_BLOCK, 1, 8, 8, "leaves none of the 8 GPU"),
         (SERVER_BLOCK, 1, 0, 1, "leaves none of the 0 GPU"),
-        (SERVER_BLOCK, 4, 8, 3, "must divide --gpus-per-node 8"),
+        # data parallel 1 on a whole node: K < G would leave GPUs of the server node idle
+        (SERVER_BLOCK, 4, 8, 4, "takes the whole last node, all 8 GPUs as tensor parallel 8 with data parallel 1"),
         (SERVER_BLOCK, 1, 8, 0, "no server is started"),
         (BLOCK, 1, 8, 1, "not vLLM server mode"),
         ({**SERVER_BLOCK, "use_vllm": False}, 1, 8, 1, "not vLLM server mode"),

@@ -1,4 +1,4 @@
-"""The SLURM profiles. The demo DAG through sbatch (profiles/ci against the one-node cluster of .ci/slurm_up.sh),
+"""The SLURM profiles. The demo DAG through sbatch (profiles/ci against the cluster of .ci/slurm_up.sh),
 GRPO training job included, gives byte-identical datasets to a local run, and a job SLURM refuses has the sbatch
 error in its rule log; profiles/slurm parses and dry-runs without any SLURM."""
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import slurm_cluster
 from tests.workflow_runner import ROOT, planned_jobs, snakemake, write_config
 
 DATA_TARGETS = ("audit", "pairs", "papers", "citations")
@@ -25,31 +26,10 @@ TRAINING = ("tiny_base_model", "scijudge_sft_data", "scijudge_sft_warmup", "scij
 COMPARED = ("results/arxiv/*.parquet", "results/scijudge/pairs/*.parquet")
 
 
-def _slurm_unavailable() -> str | None:
-    """Why the SLURM run cannot happen here, or None when a node is idle."""
-    if shutil.which("sinfo") is None:
-        return "no SLURM client (sinfo) on PATH; `sudo bash .ci/slurm_up.sh` starts a one-node cluster"
-    try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=15)
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer within 15 s (slurmctld down?); `sudo bash .ci/slurm_up.sh` starts one"
-    if proc.returncode != 0:
-        return f"sinfo failed ({proc.stderr.strip() or proc.returncode}); `sudo bash .ci/slurm_up.sh` starts a cluster"
-    states = proc.stdout.split()
-    if not {"idle", "mix"} & set(states):
-        return f"no idle SLURM node (sinfo states: {states or 'none'})"
-    return None
-
-
 @pytest.mark.slow
 def test_demo_through_slurm_is_byte_identical_to_a_local_run(tmp_path_factory):
     # one test, not a module fixture shared by several: pytest -n 2 could run such a fixture once per worker
-    reason = _slurm_unavailable()
-    if reason:
-        # CI brings the cluster up before the tests and sets this: there a missing cluster is a failure
-        if os.environ.get("SCITASTE_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SCITASTE_REQUIRE_SLURM=1 but {reason}")
-        pytest.skip(reason)
+    slurm_cluster.require()
     slurm_dir, local_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("local")
     for d in (slurm_dir, local_dir):
         write_config(d)

@@ -139,7 +139,7 @@ def _semantic_problems(cfg: dict[str, Any]):
     lo, hi = ood["ds_quantiles"]
     if not lo < hi:
         yield "config key scijudge.pairs.test_ood.ds_quantiles: the first quantile must be below the second"
-    yield from _launch_problems("scijudge.grpo", cfg["scijudge"]["grpo"], cfg["cluster"]["gpus_per_node"])
+    yield from _job_size_problems(cfg)
     yield from _trainer_problems(cfg)
 
 
@@ -195,24 +195,80 @@ def _trainer_problems(cfg: dict[str, Any]):
         log.warning("trainer keys not checked before submission (%s): each training job checks them at its start", exc)
 
 
-def _launch_problems(key: str, block: dict, node_gpus: int):
-    """GPU counts and GRPO batch arithmetic, checked while the DAG is built: before any job is submitted."""
-    launch = block["launch"]
-    if launch["gpus_per_node"] > node_gpus:
-        yield (
-            f"config key {key}.launch.gpus_per_node: {launch['gpus_per_node']} GPUs asked per node, but a node has "
-            f"{node_gpus} (cluster.gpus_per_node)"
-        )
+def _job_size_problems(cfg: dict[str, Any]):
+    """Every GPU job against the cluster, and each training launch's own arithmetic."""
+    sj, cluster = cfg["scijudge"], cfg["cluster"]
+    base = None if sj["base_model"] == "tiny" else sj["base_model"]  # the warm-up keeps the base's architecture
+    if sj["sft_warmup"]["enabled"]:
+        yield from _launch_problems("scijudge.sft_warmup", sj["sft_warmup"], cluster, None, grpo=False)
+    yield from _launch_problems("scijudge.grpo", sj["grpo"], cluster, base, grpo=True,
+                                hub_cache=configured_hub_cache(cfg))
+    gpus = sj["eval"]["resources"].get("gpus", 0)
+    if gpus > cluster["gpus_per_node"]:
+        yield (f"config key scijudge.eval.resources.gpus: {gpus} GPUs asked, but a node has {cluster['gpus_per_node']} "
+               "(cluster.gpus_per_node)")
+
+
+def configured_hub_cache(cfg: dict[str, Any]) -> str | None:
+    """The hub cache under the configured HF_HOME (models.hf_home, with $VARS and ~ expanded); None = the default."""
+    home = cfg["models"]["hf_home"]
+    return os.path.join(expand_path(home), "hub") if home else None
+
+
+def expand_path(path: str) -> str:
+    """A configured path with $VARS and ~ expanded, absolute (jobs may run in another working directory)."""
+    return os.path.abspath(os.path.expanduser(os.path.expandvars(path)))
+
+
+def _launch_problems(key: str, block: dict, cluster: dict, model: str | None, grpo: bool,
+                     hub_cache: str | None = None):
+    """GPU counts, the wall-time margin, the vLLM layout and the GRPO batch arithmetic of one training job, checked
+    while the DAG is built: before any job is submitted. Each message shows the arithmetic that failed."""
+    from workflow_scripts.train import vllm_config
+
+    launch, trainer, runtime = block["launch"], block["trainer"], block["resources"]["runtime"]
+    nodes, gpus, server_gpus = launch["nodes"], launch["gpus_per_node"], launch["vllm_server_gpus"]
+    if gpus > cluster["gpus_per_node"]:
+        yield (f"config key {key}.launch.gpus_per_node: {gpus} GPUs asked per node, but a node has "
+               f"{cluster['gpus_per_node']} (cluster.gpus_per_node)")
         return
+    margin = cluster["wall_time_margin_s"]
+    if margin >= runtime * 60:
+        yield (f"config key cluster.wall_time_margin_s: {margin} s before the time limit leaves no training time in "
+               f"{key}.resources.runtime {runtime} min = {runtime * 60} s")
+    processes, server_tp = nodes * max(gpus, 1), None
+    layout = f"{nodes} node(s) x {max(gpus, 1)} process(es) = {processes} training processes"
+    server_mode = bool(trainer.get("use_vllm")) and trainer.get("vllm_mode") == "server"
+    if server_gpus:
+        if not server_mode:
+            yield (f"config key {key}.launch.vllm_server_gpus: {server_gpus} GPUs for a vLLM server, but the trainer "
+                   "is not in vLLM server mode (use_vllm: true, vllm_mode: server)")
+            return
+        try:
+            _, processes, server_tp = vllm_config.server_layout(nodes, gpus, server_gpus)
+        except ValueError as exc:
+            yield f"config key {key}.launch.vllm_server_gpus: {exc}"
+            return
+        layout = f"{nodes} node(s) x {gpus} GPUs less the vLLM server's {server_gpus} = {processes} training processes"
+    elif server_mode and not trainer.get("vllm_server_base_url"):
+        yield (f"config key {key}.launch.vllm_server_gpus: the trainer asks for vllm_mode server, but no server is "
+               "started (vllm_server_gpus 0) and none is named (vllm_server_base_url)")
+    if trainer.get("use_vllm") and trainer.get("vllm_max_model_length") is None:
+        yield (f"config key {key}.trainer.vllm_max_model_length: use_vllm needs it (the prompt budget + "
+               "max_completion_length): without it vLLM sizes its cache for the model's whole context")
+    for problem in vllm_config.problems(trainer, processes=processes, gpus_per_node=gpus, server_tp=server_tp,
+                                        model_config=vllm_config.model_config(model, hub_cache)):
+        yield f"config key {key}.trainer: {problem} ({layout})"
+    if grpo:
+        yield from _batch_problems(key, trainer, processes, layout)
+
+
+def _batch_problems(key: str, trainer: dict, processes: int, layout: str):
     from workflow_scripts.train.grpo import BATCH_KEYS, validate_launch
 
-    trainer = block["trainer"]
     if not all(k in trainer for k in BATCH_KEYS[:3]):
         return  # TRL's own defaults apply; the launcher checks them when the job starts
-    processes = launch["nodes"] * max(launch["gpus_per_node"], 1)
-    if launch["vllm_server_gpus"]:  # a vLLM server takes the last K GPUs of one node, or the whole last node
-        processes -= launch["vllm_server_gpus"] if launch["nodes"] == 1 else launch["gpus_per_node"]
     try:
         validate_launch({k: trainer.get(k) for k in BATCH_KEYS}, processes)
     except ValueError as exc:
-        yield f"config key {key}.trainer: {exc}"
+        yield f"config key {key}.trainer: {exc} ({layout})"

@@ -4,10 +4,14 @@ settings, resume from the last checkpoint, the final save (merged or not) and th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import shutil
+import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -21,6 +25,7 @@ FINAL_DIR = "final"  # the trained model, save_pretrained format (merged weights
 ADAPTER_DIR = "adapter"  # the LoRA adapter, kept next to the merged model when merge_and_save
 CURVES_PNG = "curves.png"
 TRAINER_STATE = "trainer_state.json"
+RANKS_DIR = "ranks"  # rank-<N>.log per process: where it ran, what it resumed, its weights' checksum after training
 
 
 @dataclass
@@ -91,7 +96,7 @@ def load_model(model_path: str, margs: ModelArgs, targs):
     if margs.dtype:
         kwargs["dtype"] = margs.dtype if margs.dtype == "auto" else getattr(torch, margs.dtype)
     if margs.attn_implementation:
-        kwargs["attn_implementation"] = margs.attn_implementation
+        kwargs["attn_implementation"] = attention_implementation(margs.attn_implementation, targs.use_cpu)
     quantized = margs.load_in_4bit or margs.load_in_8bit
     if quantized:
         if not margs.use_peft:
@@ -118,6 +123,38 @@ def load_model(model_path: str, margs: ModelArgs, targs):
             gradient_checkpointing_kwargs=targs.gradient_checkpointing_kwargs,
         )
     return model
+
+
+# flash-attention kernels: the package each needs
+_FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
+def attention_implementation(asked: str, use_cpu: bool) -> str:
+    """The attention kernel to load with: a flash-attention kernel needs its package and a GPU, else sdpa (PyTorch's
+    fused attention, same results up to numerics), said in the log so a slow run is explained."""
+    import importlib.util
+
+    import torch
+
+    package = _FLASH_PACKAGES.get(asked)
+    if package is None:
+        return asked
+    if importlib.util.find_spec(package) is None:
+        why = f"the {package} package is not installed"
+    elif use_cpu or not torch.cuda.is_available():
+        why = "it needs a CUDA GPU"
+    else:
+        return asked
+    log.warning("attn_implementation %s: %s; loading with sdpa instead", asked, why)
+    return "sdpa"
+
+
+@contextmanager
+def main_process_first(targs, desc: str):
+    """Dataset preparation in the global main process first, then in each node's main process, then everywhere:
+    each pass after the first reads what the one before wrote to the datasets cache (shared or node-local)."""
+    with targs.main_process_first(local=False, desc=desc), targs.main_process_first(local=True, desc=desc):
+        yield
 
 
 def peft_config(margs: ModelArgs):
@@ -150,21 +187,33 @@ _RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "
                 "global_step*", "zero_to_fp32.py")
 
 
-def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs) -> Path:
-    """Train (resuming from the newest checkpoint in ``output_dir``), then save state, final model and curves.
+def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs,
+        publish_dir: str | os.PathLike | None = None) -> Path:
+    """Train (resuming from the newest checkpoint in ``output_dir``), then save state, final model and curves into
+    ``publish_dir`` (default: ``output_dir``; elsewhere when the run directory lives on scratch).
 
     A checkpoint already at the budget is finalized as it is (the Trainer would otherwise train one more step on
     resume), so a rerun of a finished run reproduces its model. ``final/`` holds what the trainer saves (full
     weights, or the adapter of an unmerged PEFT run); with merge_and_save it holds the adapter merged into the base
     model in merge_dtype, the adapter going to ``adapter/``.
+
+    A stop request (wall-time margin, SIGUSR1: workflow_scripts.train.walltime) saves a checkpoint and ends the
+    process with walltime.EXIT_STOPPED before the budget, without a final model; the next run resumes from it.
     """
     from transformers import TrainerState
 
     from workflow_scripts.train.run_dir import at_budget
+    from workflow_scripts.train.stop_callback import StopOnRequest
+    from workflow_scripts.train.walltime import EXIT_STOPPED
 
     output_dir = Path(output_dir)
+    publish = Path(publish_dir or output_dir)
+    stop = StopOnRequest()
+    trainer.add_callback(stop)
     resume = last_checkpoint(output_dir)
     finished, step, budget = at_budget(resume) if resume else (False, 0, 0)
+    log_rank_event(output_dir, trainer.accelerator, "finalize" if finished else "start",
+                   resume_from=resume and Path(resume).name)
     if finished:
         log.info("%s is at the budget (step %d of %d): finalizing it, no further training", resume, step, budget)
         trainer.state = TrainerState.load_from_json(str(Path(resume) / TRAINER_STATE))
@@ -172,9 +221,16 @@ def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs) -> Path:
         if resume:
             log.info("resuming from %s (step %d of %d)", resume, step, budget)
         trainer.train(resume_from_checkpoint=resume)
+        log_rank_event(output_dir, trainer.accelerator, "trained", global_step=trainer.state.global_step,
+                       trainable_sha256=trainable_sha256(trainer.model))
+        if stop.reason is not None and trainer.state.global_step < trainer.state.max_steps:
+            log.warning("stopped on request (%s) at step %d of %d with a checkpoint in %s: exiting with status %d, "
+                        "the next run resumes from it", stop.reason, trainer.state.global_step,
+                        trainer.state.max_steps, output_dir, EXIT_STOPPED)
+            raise SystemExit(EXIT_STOPPED)
     trainer.save_state()  # output_dir/trainer_state.json (main process)
 
-    staging = output_dir / ".final.tmp"
+    staging = publish / ".final.tmp"
     main = trainer.accelerator.is_main_process
     if main and staging.exists():
         shutil.rmtree(staging)
@@ -185,19 +241,50 @@ def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs) -> Path:
     else:
         trainer.save_model(str(staging))  # every rank: ZeRO-3 gathers the 16-bit weights here
     trainer.accelerator.wait_for_everyone()
-    final = output_dir / FINAL_DIR
+    final = publish / FINAL_DIR
     if main:
         if margs.merge_and_save:
-            _replace_dir(staging, output_dir / ADAPTER_DIR)
-            merge_adapter(margs.model_name_or_path, output_dir / ADAPTER_DIR, staging, margs.merge_dtype)
+            _replace_dir(staging, publish / ADAPTER_DIR)
+            merge_adapter(margs.model_name_or_path, publish / ADAPTER_DIR, staging, margs.merge_dtype)
         # final/ appears complete or not at all, so a Snakemake directory() output is never half-written
         _replace_dir(staging, final)
         from workflow_scripts.train.curves import plot_log_history
 
-        plot_log_history(trainer.state.log_history, output_dir / CURVES_PNG)
+        plot_log_history(trainer.state.log_history, publish / CURVES_PNG)
+        if publish != output_dir:
+            from workflow_scripts.common.io import write_text_atomic
+
+            write_text_atomic(publish / TRAINER_STATE, (output_dir / TRAINER_STATE).read_text())
         log.info("final model in %s (global step %d)", final, trainer.state.global_step)
     trainer.accelerator.wait_for_everyone()
     return final
+
+
+def log_rank_event(output_dir: str | os.PathLike, accelerator, event: str, **fields) -> None:
+    """Append one JSON line to this process's ``ranks/rank-<N>.log`` (host, rank, world size, the event): the record
+    of where each rank of a multi-node run ran and what it resumed. Appended, so a resumed run follows the first."""
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "event": event, "host": socket.gethostname(),
+              "rank": accelerator.process_index, "local_rank": accelerator.local_process_index,
+              "world_size": accelerator.num_processes, **fields}
+    path = Path(output_dir) / RANKS_DIR / f"rank-{accelerator.process_index}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def trainable_sha256(model) -> str:
+    """SHA-256 over the names and bytes of the trainable parameters this process holds. Data parallelism keeps it
+    equal on every rank after each optimizer step (under ZeRO-3 a process holds only its shard: not comparable)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path, dtype: str) -> None:

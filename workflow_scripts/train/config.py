@@ -45,7 +45,10 @@ def base_parser(description: str):
     p = parser(description)
     p.add_argument("--model", required=True, help="base model: save_pretrained directory or hub id org/name")
     p.add_argument("--train", required=True, help="training parquet")
-    p.add_argument("--output-dir", required=True, help="checkpoints, logs, trainer_state.json, curves.png, final/")
+    p.add_argument("--output-dir", required=True, help="the run directory: checkpoints, logs, trainer_state.json, "
+                                                       "and curves.png and final/ unless --publish-dir")
+    p.add_argument("--publish-dir", default=None, help="where final/, trainer_state.json and curves.png go when the "
+                                                       "run directory is elsewhere (a scratch file system)")
     p.add_argument("--config-json", type=json_arg, default=None, help="config block as a JSON object")
     p.add_argument("--config-file", default=None, help="config block as a JSON or YAML file (--config-json wins)")
     return p

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 from workflow_scripts.common.cli import setup_logging
 from workflow_scripts.train import config
+from workflow_scripts.train.hub_model import local_model
 from workflow_scripts.train.tiny_model import check_base_model
 from workflow_scripts.train.rewards import REWARD_SETS, load_rewards
 
@@ -56,6 +57,25 @@ def validate_launch(block: Mapping, num_processes: int) -> None:
         )
 
 
+def check_prompt_budget(dataset, tokenizer, budget: int, path) -> None:
+    """vLLM refuses a prompt longer than its context minus the completion: fail now, naming the longest prompt,
+    rather than at the batch that holds it. The prompt budget is vllm_max_model_length - max_completion_length."""
+    def lengths(batch):
+        ids = tokenizer.apply_chat_template(batch["prompt"], tokenize=True, add_generation_prompt=True)["input_ids"]
+        return {"prompt_tokens": [len(i) for i in ids]}
+
+    counted = dataset.map(lengths, batched=True, remove_columns=dataset.column_names, desc="prompt tokens")
+    tokens = counted["prompt_tokens"]
+    longest = max(range(len(tokens)), key=tokens.__getitem__)
+    if tokens[longest] > budget:
+        over = sum(t > budget for t in tokens)
+        raise ValueError(
+            f"{path}: {over} prompt(s) exceed the prompt budget of {budget} tokens (vllm_max_model_length - "
+            f"max_completion_length); the longest, row {longest}, has {tokens[longest]}: raise "
+            "vllm_max_model_length or shorten the prompts")
+    log.info("prompts: at most %d tokens, within the budget of %d", tokens[longest], budget)
+
+
 def validate_dataset(path, prompt_column: str, required: Sequence[str]) -> None:
     """Fail on a dataset the rewards cannot score, naming the file and the first bad records."""
     import polars as pl
@@ -94,9 +114,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "reward_weights" in trl_kw:
         raise ValueError("config key 'reward_weights' is not allowed here: give weights by name in 'rewards'")
     script = GRPOScriptArgs(**script_kw)
-    margs = common.ModelArgs(model_name_or_path=args.model, **model_kw)
+    model = local_model(args.model, model_kw.get("model_revision"))
+    margs = common.ModelArgs(model_name_or_path=model, **model_kw)
     reward_funcs, weights, columns = load_rewards(args.reward, script.rewards)
-    check_base_model(args.model)
+    check_base_model(model)
     validate_dataset(args.train, script.prompt_column, columns)
     common.require_vllm(trl_kw)
     targs = GRPOConfig(**common.training_kwargs({**trl_kw, "reward_weights": weights}, args.output_dir))
@@ -104,19 +125,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     from datasets import load_dataset
     from transformers import AutoTokenizer
 
-    dataset = load_dataset("parquet", data_files=str(args.train), split="train")
-    if script.prompt_column != "prompt":
-        dataset = dataset.rename_column(script.prompt_column, "prompt")
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    with common.main_process_first(targs, "GRPO dataset"):  # the others read what it cached
+        dataset = load_dataset("parquet", data_files=str(args.train), split="train")
+        if script.prompt_column != "prompt":
+            dataset = dataset.rename_column(script.prompt_column, "prompt")
+        if targs.use_vllm and targs.vllm_max_model_length:
+            check_prompt_budget(dataset, tokenizer, targs.vllm_max_model_length - targs.max_completion_length,
+                                args.train)
     trainer = GRPOTrainer(
-        model=common.load_model(args.model, margs, targs),
+        model=common.load_model(model, margs, targs),
         reward_funcs=reward_funcs,
         args=targs,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=common.peft_config(margs),
     )
-    common.run(trainer, args.output_dir, margs)
+    common.run(trainer, args.output_dir, margs, args.publish_dir)
 
 
 if __name__ == "__main__":

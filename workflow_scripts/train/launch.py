@@ -4,22 +4,27 @@
         [--main-port 29500] [--vllm-server-gpus K] [--dry-run] -- -m workflow_scripts.train.grpo ARGS...
 
 One node (or no SLURM allocation): ``accelerate launch --config_file FILE --num_processes max(G,1) --num_machines 1``.
-Inside a SLURM allocation with N > 1 nodes: ``srun --nodes N --ntasks-per-node 1 bash -c '<accelerate launch ...>'``,
-one launch per node, rank from $SLURM_PROCID, rendezvous (c10d) at the first host of the allocation. Before anything
+Inside a SLURM allocation with N > 1 nodes (asked of ``scontrol show job``, never read from the job step's
+environment): ``srun --nodes N --ntasks N --ntasks-per-node 1 bash -c '<accelerate launch ...>'``, one launch per
+node, rank from $SLURM_PROCID, rendezvous (c10d) at the first host within --rendezvous-timeout. Before anything
 starts, the GPU count and the entry point's batch arithmetic are checked (``validate_launch(block, processes)``).
 
 GRPO with ``use_vllm: true, vllm_mode: server`` generates through a ``trl vllm-serve`` process that this launcher
-starts first (``--vllm-server-gpus K``): on one node it gets the last K GPUs and the trainer the first G-K; on N > 1
-nodes it gets the whole last node (tensor parallel K, data parallel G/K) and the trainer the first N-1 nodes. The
-launcher adds the server's address to the trainer's config block, waits for its /health, runs the trainer, and stops
-the server when the trainer ends or a signal (SLURM preemption, Snakemake) arrives.
+starts first (``--vllm-server-gpus K``), always with data parallel 1 (vLLM refuses more for dense models): on one
+node it gets the last K GPUs (tensor parallel K) and the trainer the first G-K; on N > 1 nodes it gets the whole last
+node (K = G, tensor parallel G) and the trainer the first N-1 nodes; ``vllm_max_model_length`` of the trainer's block
+is its ``--max-model-len``. The launcher adds the server's address to the trainer's config block, waits for its
+/health, runs the trainer, and stops the server when the trainer ends or a signal (SLURM preemption, Snakemake)
+arrives.
+
+The launcher stays the trainer's parent (workflow_scripts.train.walltime): on SIGUSR1, and --wall-time-margin seconds
+before the SLURM time limit, the trainer saves a checkpoint and stops, and the launcher exits with status 75.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import http.client
+import functools
 import importlib
 import itertools
 import json
@@ -32,12 +37,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
+from workflow_scripts.common import server_process
 from workflow_scripts.common.cli import parser, setup_logging
-from workflow_scripts.train.run_dir import fingerprint, reset_stale_checkpoints
+from workflow_scripts.train import vllm_config, walltime
+from workflow_scripts.train.run_dir import LaunchChangedError, fingerprint, reset_stale_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,11 @@ ACCELERATE = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launc
 # the launcher itself already runs inside a job step (the slurm executor wraps each job in `srun -n1`): a nested
 # step must share that step's CPUs and memory, or it waits forever for them ("Unable to create step")
 SRUN = ["srun", "--overlap"]
+# The shape of the executor's one-task step as srun reads it: task counts (its -n, -N, --ntasks-per-*) and node list
+# (SLURM_JOB_NODELIST is the step's one node there: srun would refuse a second). Unset, srun asks slurmctld.
+STEP_SHAPE = ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NNODES", "SLURM_JOB_NUM_NODES", "SLURM_NTASKS_PER_NODE",
+              "SLURM_NTASKS_PER_CORE", "SLURM_NTASKS_PER_SOCKET", "SLURM_NTASKS_PER_GPU", "SLURM_JOB_NODELIST",
+              "SLURM_NODELIST")
 SERVE = [sys.executable, "-m", "trl.cli.main", "vllm-serve"]  # `trl vllm-serve` of this environment
 SERVER_LOG = "vllm_server.log"  # in the entry's --output-dir, which survives a failed or preempted run
 # where the trainer finds the server: set by this launcher when it runs the server, by the user otherwise
@@ -64,11 +75,41 @@ def resolve_shipped(path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- SLURM node lists
+def slurm_allocation(env: Mapping[str, str], use_scontrol: bool = True) -> list[str] | None:
+    """Hosts of the SLURM job this launcher runs in, as slurmctld has them; None outside SLURM.
+
+    Never from the step's environment: the slurm executor runs each rule inside a one-task job step (``srun -n1``),
+    whose SLURM_NNODES and SLURM_JOB_NODELIST describe that step (one node), and SLURM_JOB_NUM_NODES is not passed
+    on. ``use_scontrol=False`` reads the job-level SLURM_JOB_NODELIST of ``env`` instead: plans built off a cluster.
+    """
+    job_id = env.get("SLURM_JOB_ID")
+    if not job_id:
+        return None
+    if not use_scontrol:
+        nodelist = env.get("SLURM_JOB_NODELIST")
+        if not nodelist:
+            raise ValueError("SLURM allocation without SLURM_JOB_NODELIST: cannot find the main node")
+        return expand_nodelist(nodelist, use_scontrol=False)
+    job = _scontrol("show", "job", job_id)
+    nodelist = re.search(r"(?:^|\s)NodeList=(\S+)", job)
+    if not nodelist or nodelist.group(1) == "(null)":
+        raise ValueError(f"`scontrol show job {job_id}` names no nodes (is the job running?): {job.strip()[:300]}")
+    return expand_nodelist(nodelist.group(1))
+
+
+def _scontrol(*args: str) -> str:
+    if shutil.which("scontrol") is None:
+        raise ValueError("SLURM_JOB_ID is set but scontrol is not on PATH: cannot ask SLURM for the job's nodes")
+    proc = subprocess.run(["scontrol", *args], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise ValueError(f"`scontrol {' '.join(args)}` failed with status {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
 def expand_nodelist(nodelist: str, use_scontrol: bool = True) -> list[str]:
     """Host names of a SLURM node list ("gpu[01-03,07],cpu5"); ``scontrol show hostnames`` when available."""
     if use_scontrol and shutil.which("scontrol"):
-        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], check=True, capture_output=True, text=True)
-        return out.stdout.split()
+        return _scontrol("show", "hostnames", nodelist).split()
     return _expand_nodelist_py(nodelist)
 
 
@@ -125,6 +166,7 @@ class Server:
     host: str  # where the trainer and the readiness check reach it
     port: int
     log: str
+    tensor_parallel: int = 1
 
     @property
     def url(self) -> str:
@@ -138,13 +180,6 @@ class Plan:
     num_processes: int  # trainer processes: the server's GPUs are not counted
     env: dict[str, str] = field(default_factory=dict)  # added to the trainer's environment
     server: Server | None = None
-
-
-def slurm_nodes_allocated(env: Mapping[str, str]) -> int | None:
-    """Nodes of the surrounding SLURM allocation, None outside SLURM."""
-    if not env.get("SLURM_JOB_ID"):
-        return None
-    return int(env.get("SLURM_JOB_NUM_NODES") or env.get("SLURM_NNODES") or 1)
 
 
 def slurm_gpus_per_node(env: Mapping[str, str]) -> int | None:
@@ -170,45 +205,40 @@ def build_plan(
     server_gpus: int = 0,
     server_port: int = 8000,
     serve_command: Sequence[str] = SERVE,
+    rendezvous_timeout: int = 300,
 ) -> Plan:
     """The command to exec; ``entry`` is what follows ``accelerate launch`` options (``-m module ARGS``)."""
-    allocated = slurm_nodes_allocated(env)
-    n = nodes if nodes is not None else (allocated or 1)
-    if n < 1:
-        raise ValueError(f"--nodes must be >= 1, got {n}")
-    if n > 1 and allocated is None:
+    if nodes is not None and nodes < 1:
+        raise ValueError(f"--nodes must be >= 1, got {nodes}")
+    # a one-node launch runs right here: it needs nothing of the allocation
+    job_hosts = slurm_allocation(env, use_scontrol) if nodes is None or nodes > 1 else None
+    n = nodes if nodes is not None else (len(job_hosts) if job_hosts else 1)
+    if n > 1 and job_hosts is None:
         raise ValueError(f"--nodes {n} needs a SLURM allocation (SLURM_JOB_ID is not set): run under sbatch/salloc")
-    if allocated is not None and n > allocated:
-        raise ValueError(f"--nodes {n} but the SLURM allocation has only {allocated} node(s)")
-    hosts: list[str] = []
-    if n > 1:
-        nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
-        if not nodelist:
-            raise ValueError("SLURM allocation without SLURM_JOB_NODELIST: cannot find the main node")
-        hosts = expand_nodelist(nodelist, use_scontrol=use_scontrol)[:n]
+    if job_hosts is not None and n > len(job_hosts):
+        raise ValueError(f"--nodes {n} but the SLURM allocation has only {len(job_hosts)} node(s): "
+                         f"{', '.join(job_hosts)}")
+    hosts = job_hosts[:n] if n > 1 else []
     per_node = max(gpus_per_node, 1)
     trainer_env: dict[str, str] = {}
     server = None
     if check_server_mode(entry, server_gpus):
         model, output_dir = entry_options(entry, "model", "output_dir")
         log_path = os.path.join(output_dir or ".", SERVER_LOG)
+        # data parallel 1, tensor parallel K (one node) or G (the whole last node): see vllm_config
+        _, _, tp = vllm_config.server_layout(n, gpus_per_node, server_gpus)
+        window = entry_point_block(entry)[1].get("vllm_max_model_length")
         if n == 1:  # the node's last K GPUs serve, the first G-K train; loopback only: nothing else needs it
-            if server_gpus >= gpus_per_node:
-                raise ValueError(f"--vllm-server-gpus {server_gpus} leaves none of the {gpus_per_node} GPU(s) of "
-                                 "one node to the trainer: give more GPUs, fewer to the server, or more nodes")
             devices = node_devices(env, gpus_per_node)
             per_node = gpus_per_node - server_gpus
             trainer_env = {"CUDA_VISIBLE_DEVICES": ",".join(devices[:per_node])}
-            command = serve(serve_command, model, server_gpus, 1, "127.0.0.1", server_port)
+            command = serve(serve_command, model, tp, "127.0.0.1", server_port, window)
             server = Server(command, {"CUDA_VISIBLE_DEVICES": ",".join(devices[per_node:])}, "127.0.0.1",
-                            server_port, log_path)
+                            server_port, log_path, tp)
         else:  # the whole last node serves, the first N-1 train
-            if gpus_per_node % server_gpus or server_gpus > gpus_per_node:
-                raise ValueError(f"--vllm-server-gpus {server_gpus} on {n} nodes is the tensor-parallel size of the "
-                                 f"server node: it must divide --gpus-per-node {gpus_per_node}")
             step = [*SRUN, "--nodes", "1", "--ntasks", "1", "--relative", str(n - 1)]
-            command = serve(serve_command, model, server_gpus, gpus_per_node // server_gpus, "0.0.0.0", server_port)
-            server = Server([*step, *command], {}, hosts[-1], server_port, log_path)
+            command = serve(serve_command, model, tp, "0.0.0.0", server_port, window)
+            server = Server([*step, *command], {}, hosts[-1], server_port, log_path, tp)
             n -= 1
         entry = with_server_address(entry, server.host, server.port)
 
@@ -218,22 +248,55 @@ def build_plan(
         command = [*base, "--num_machines", "1", "--main_process_port", str(main_port), *entry]
         return Plan(command, 1, num_processes, trainer_env, server)
 
+    check_multi_node_config(accelerate_config, n)
+    command = per_node_srun(base, entry, hosts[:n], main_port, rendezvous_timeout)  # a server node is not in n
+    return Plan(command, n, num_processes, trainer_env, server)
+
+
+def per_node_srun(launch: Sequence[str], entry: Sequence[str], hosts: Sequence[str], main_port: int,
+                  rendezvous_timeout: int) -> list[str]:
+    """One ``accelerate launch`` on each of ``hosts``: a nested job step of one task per node, its shape given in
+    full and the enclosing step's shape unset. The nodes meet (c10d) at the first host; one that cannot reach
+    it fails after ``rendezvous_timeout`` s, a line names the node and the address, and srun ends the other nodes
+    (--kill-on-bad-exit); every output line carries its node's task number (--label)."""
+    n, timeout = len(hosts), rendezvous_timeout
     per_task = [
-        *base, "--num_machines", str(n), "--machine_rank", "__RANK__", "--main_process_ip", hosts[0],
-        "--main_process_port", str(main_port), "--rdzv_backend", "c10d", *entry,
+        *launch, "--num_machines", str(n), "--machine_rank", "__RANK__", "--main_process_ip", hosts[0],
+        "--main_process_port", str(main_port), "--rdzv_backend", "c10d",
+        # the first node waits longer for the others (join) than they try to reach it (read): the node that cannot
+        # reach it is the one that fails and says so
+        "--rdzv_conf", f"join_timeout={2 * timeout},read_timeout={timeout}", *entry,
     ]
     # every argument quoted for bash, except the rank, which each task's bash expands to its own $SLURM_PROCID
-    script = "exec " + shlex.join(per_task).replace("__RANK__", '"$SLURM_PROCID"')
-    srun = [*SRUN, "--nodes", str(n), "--ntasks-per-node", "1", "--relative", "0", "--kill-on-bad-exit=1",
-            "bash", "-c", script]
-    return Plan(srun, n, num_processes, trainer_env, server)
+    launch_line = shlex.join(per_task).replace("__RANK__", '"$SLURM_PROCID"')
+    failed = (f'launch: node $(hostname) (machine rank $SLURM_PROCID of {n}) exited with status $status; '
+              f'rendezvous host {hosts[0]}:{main_port}, timeout {timeout} s')
+    script = f'{launch_line} || {{ status=$?; echo "{failed}" >&2; exit $status; }}'
+    unset = [f"--unset={name}" for name in STEP_SHAPE]
+    return ["env", *unset, *SRUN, "--nodes", str(n), "--ntasks", str(n), "--ntasks-per-node", "1", "--relative", "0",
+            "--kill-on-bad-exit=1", "--label", "bash", "-c", script]
 
 
-def serve(serve_command: Sequence[str], model: str | None, tp: int, dp: int, host: str, port: int) -> list[str]:
+def check_multi_node_config(accelerate_config: str, nodes: int) -> None:
+    """Several nodes need a config that accelerate launches through torchrun: with distributed_type NO (or MULTI_CPU,
+    which expects mpirun) it starts one plain process per node, and every node would train alone."""
+    import yaml
+
+    with open(accelerate_config) as f:
+        kind = str((yaml.safe_load(f) or {}).get("distributed_type", "NO"))
+    if kind in ("NO", "MULTI_CPU"):
+        raise ValueError(f"--nodes {nodes} with {accelerate_config} (distributed_type {kind}): each node would train "
+                         "alone; use accelerate/cpu_multinode.yaml on CPUs, zero2.yaml or zero3.yaml on GPUs")
+
+
+def serve(serve_command: Sequence[str], model: str | None, tp: int, host: str, port: int,
+          max_model_len: int | None) -> list[str]:
+    """The server command: data parallel 1 (vLLM refuses more for dense models), the trainer's context window."""
     if not model:
         raise ValueError("the vLLM server serves the trainer's --model, but the entry point has no --model")
-    return [*serve_command, "--model", model, "--tensor-parallel-size", str(tp), "--data-parallel-size", str(dp),
-            "--host", host, "--port", str(port)]
+    window = [] if max_model_len is None else ["--max-model-len", str(max_model_len)]
+    return [*serve_command, "--model", model, "--tensor-parallel-size", str(tp), "--data-parallel-size", "1",
+            "--host", host, "--port", str(port), *window]
 
 
 def node_devices(env: Mapping[str, str], gpus: int) -> list[str]:
@@ -295,7 +358,8 @@ def visible_gpus() -> int:
 
 
 def validate(entry: Sequence[str], plan: Plan, gpus_per_node: int, env: Mapping[str, str], visible: int) -> None:
-    """Fail before launching: more GPUs asked than the node has, or batch arithmetic the entry point rejects."""
+    """Fail before launching: more GPUs asked than the node has, batch arithmetic the entry point rejects, or a vLLM
+    layout vLLM refuses for this model."""
     granted = slurm_gpus_per_node(env)
     if granted is not None and gpus_per_node > granted:
         raise ValueError(f"--gpus-per-node {gpus_per_node} but SLURM granted {granted} GPU(s) per node")
@@ -308,6 +372,12 @@ def validate(entry: Sequence[str], plan: Plan, gpus_per_node: int, env: Mapping[
         check = getattr(importlib.import_module(module), "validate_launch", None)
         if check is not None:
             check(block, plan.num_processes)
+    (model,) = entry_options(entry, "model")
+    problems = vllm_config.problems(block, processes=plan.num_processes, gpus_per_node=gpus_per_node,
+                                    server_tp=plan.server.tensor_parallel if plan.server else None,
+                                    model_config=vllm_config.model_config(model))
+    if problems:
+        raise ValueError(f"vLLM would refuse this launch of {model}: " + "; ".join(problems))
 
 
 def entry_point_block(entry: Sequence[str]) -> tuple[str | None, dict]:
@@ -395,56 +465,13 @@ def run_with_server(plan: Plan, ready_timeout: float, grace: float = 30.0, poll:
             signal.signal(sig, handler)
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log_path: str,
-               stopped: Callable[[], bool] = lambda: False, interval: float = 2.0) -> None:
-    """Poll the server's /health (vLLM's readiness endpoint, the one TRL's client checks) until it answers 200."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a cluster's HTTP proxy: not for nodes
-    deadline = time.monotonic() + timeout
-    while not stopped():
-        if proc.poll() is not None:
-            raise RuntimeError(f"the vLLM server exited with status {proc.returncode} before it was ready; "
-                               f"{log_tail(log_path)}")
-        try:
-            with opener.open(f"{url}/health", timeout=10) as response:
-                if response.status == 200:
-                    return
-        except (OSError, http.client.HTTPException):
-            pass  # not listening yet, or not ready (503)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the vLLM server did not answer {url}/health within {timeout:g} s (see "
-                               f"--vllm-server-timeout); {log_tail(log_path)}")
-        time.sleep(interval)
-
-
-def log_tail(path: str, lines: int = 30) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            tail = collections.deque(f, maxlen=lines)
-    except OSError as exc:
-        return f"no log: {exc}"
-    return f"last lines of {path}:\n" + "".join(tail)
-
-
-def _start(command: Sequence[str], env: Mapping[str, str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(command, env={**os.environ, **env}, start_new_session=True, **kwargs)
-
-
-def _signal_group(proc: subprocess.Popen, signum: int) -> None:
-    try:
-        os.killpg(proc.pid, signum)
-    except (ProcessLookupError, PermissionError):  # the group is gone already
-        pass
-
-
-def _stop(proc: subprocess.Popen, grace: float) -> None:
-    """SIGTERM to the child's process group, then SIGKILL to whatever of it is left after ``grace`` seconds."""
-    _signal_group(proc, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        pass
-    _signal_group(proc, signal.SIGKILL)
-    proc.wait()
+# the shared server machinery (also the LLM endpoints'), under the names this module has always used
+wait_ready = functools.partial(server_process.wait_ready, name="the vLLM server",
+                               timeout_hint="see --vllm-server-timeout")
+log_tail = server_process.log_tail
+_start = server_process.start
+_signal_group = server_process.signal_group
+_stop = server_process.stop
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -462,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--gpus-per-node", type=int, default=None,
                    help="processes per node (default: GPUs granted by SLURM or visible; 0 = one CPU process)")
     p.add_argument("--main-port", type=int, default=29500)
+    p.add_argument("--rendezvous-timeout", type=int, default=300,
+                   help="seconds the nodes of a multi-node launch have to meet at the first node; then the job fails")
     p.add_argument("--vllm-server-gpus", type=int, default=0,
                    help="GPUs of a vLLM server for GRPO's vllm_mode server: the last K GPUs of one node, or the "
                         "whole last node (tensor parallel K) of several; 0 = no server")
@@ -470,7 +499,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="seconds to wait for the server to answer /health")
     p.add_argument("--vllm-serve-command", default=shlex.join(SERVE),
                    help="the server command, given --model/--tensor-parallel-size/--data-parallel-size/--host/--port "
-                        "(add vLLM options here, e.g. '... --max-model-len 8192')")
+                        "and the trainer's --max-model-len (add vLLM options here, e.g. '... --enforce-eager')")
+    p.add_argument("--wall-time-margin", type=float, default=0,
+                   help="seconds before the SLURM time limit at which the trainer saves a checkpoint and stops "
+                        "(SIGUSR1 to this process does the same at once); 0 = not before the limit")
     p.add_argument("--dry-run", action="store_true", help="print the command(s) instead of running them")
     args = p.parse_args(own)
     setup_logging(args.verbose)
@@ -487,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         gpus = slurm_gpus_per_node(env) or visible
     plan = build_plan(args.accelerate_config, entry, nodes=args.nodes, gpus_per_node=gpus, main_port=args.main_port,
                       env=env, server_gpus=args.vllm_server_gpus, server_port=args.vllm_server_port,
-                      serve_command=shlex.split(args.vllm_serve_command))
+                      serve_command=shlex.split(args.vllm_serve_command), rendezvous_timeout=args.rendezvous_timeout)
     validate(entry, plan, gpus, env, visible)
     lines = shell_lines(plan)
     log.info("%d machine(s), %d trainer process(es):\n%s", plan.num_machines, plan.num_processes, "\n".join(lines))
@@ -496,12 +528,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     # once, before any rank starts: checkpoints of another run must not be resumed (see run_dir)
     model, train, output_dir = entry_options(entry, "model", "train", "output_dir")
-    reset_stale_checkpoints(output_dir, fingerprint(model, train, entry_point_block(entry)[1]))
+    identity = fingerprint(model, train, entry_point_block(entry)[1], plan.num_processes, args.accelerate_config)
+    try:
+        reset_stale_checkpoints(output_dir, identity)
+    except LaunchChangedError as exc:
+        sys.exit(f"launch: {exc}")
     sys.stdout.flush()
     sys.stderr.flush()
-    if plan.server:
-        sys.exit(run_with_server(plan, args.vllm_server_timeout))
-    os.execvp(plan.command[0], plan.command)  # replace this process: signals (Snakemake, SLURM) reach the job
+    # this process stays the trainer's parent: it keeps the wall-time deadline and turns SIGUSR1 into a checkpoint
+    with walltime.StopRequests(output_dir or ".", args.wall_time_margin, env):
+        code = run_with_server(plan, args.vllm_server_timeout) if plan.server else walltime.run(plan.command, plan.env)
+    sys.exit(walltime.exit_status(code, output_dir or "."))
 
 
 if __name__ == "__main__":

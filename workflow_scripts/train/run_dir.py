@@ -9,6 +9,13 @@ weights (logging, checkpoint and evaluation cadence, trackers, where a vLLM serv
 - Same identity, a checkpoint already at the budget (a rerun after --forcerun, a logging change, --rerun-incomplete
   on a finished job): the checkpoint is finalized as it is, never trained further.
 - Another identity: the old checkpoints are removed (logged with what changed) and training starts at step 0.
+
+How the run is launched is recorded too: the number of training processes (the global batch is per device x
+processes, so it changes the weights) and the accelerate config (its content: DeepSpeed stage, precision). A change
+of either is a change of identity, with one exception: checkpoints with DeepSpeed ZeRO state (``global_step*/``)
+hold the optimizer partitioned per rank and cannot be loaded at another world size or stage, and they are often days
+of GPU time. Resuming one under another launch is refused before training, naming what changed and how to proceed
+(launch as before, or remove the checkpoints to start at step 0); they are never removed silently.
 The launcher records the identity in ``run_fingerprint.json`` once, before any rank starts.
 """
 
@@ -50,14 +57,51 @@ def _content_hash(path: str | None) -> str | None:
     return digest.hexdigest()
 
 
-def fingerprint(model: str | None, train: str | None, block: Mapping) -> dict:
-    """The identity of a run (see the module docstring)."""
-    return {
+class LaunchChangedError(ValueError):
+    """Resuming DeepSpeed ZeRO checkpoints under another launch (process count, accelerate config)."""
+
+
+def fingerprint(model: str | None, train: str | None, block: Mapping, processes: int | None = None,
+                accelerate_config: str | None = None) -> dict:
+    """The identity of a run (see the module docstring); ``processes`` and ``accelerate_config`` (a YAML file,
+    recorded by content) describe the launch."""
+    identity = {
         "model": model,
         "model_content": _content_hash(model),
         "train_content": _content_hash(train),
         "config": {k: v for k, v in sorted(block.items()) if k not in NOT_DEFINING},
     }
+    if processes is not None:
+        identity["launch"] = {"num_processes": processes, "accelerate_config": _yaml_content(accelerate_config)}
+    return identity
+
+
+def _yaml_content(path: str | None) -> dict | None:
+    if not path:
+        return None
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _changed(previous: Mapping, current: Mapping) -> list[str]:
+    """Dotted names of the identity parts that differ (the keys inside config and launch one by one)."""
+    out = []
+    for key in sorted(set(previous) | set(current)):
+        before, now = previous.get(key), current.get(key)
+        if isinstance(before, dict) or isinstance(now, dict):
+            out += [f"{key}.{k}" for k in _differing(before or {}, now or {})]
+        elif before != now:
+            out.append(key)
+    return out
+
+
+def _differing(before: Mapping, now: Mapping) -> list[str]:
+    return [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+
+
+def _without_launch(identity: Mapping) -> dict:
+    return {k: v for k, v in identity.items() if k != "launch"}
 
 
 def reset_stale_checkpoints(output_dir: str | None, current: dict) -> list[str]:
@@ -69,13 +113,15 @@ def reset_stale_checkpoints(output_dir: str | None, current: dict) -> list[str]:
     removed: list[str] = []
     previous = json.loads(path.read_text()) if path.exists() else None
     checkpoints = sorted(out.glob("checkpoint-*"))
+    if previous is not None and "launch" not in previous:  # recorded before launches were: judge the rest only
+        previous = {**previous, **({"launch": current["launch"]} if "launch" in current else {})}
     if checkpoints and previous != current:
         if previous is None:
             changed = [f"no {FINGERPRINT} beside the checkpoints"]
         else:
-            before, now = previous.get("config", {}), current["config"]
-            changed = [k for k in current if k != "config" and previous.get(k) != current[k]]
-            changed += [f"config.{k}" for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+            changed = _changed(previous, current)
+            if _without_launch(previous) == _without_launch(current):
+                _refuse_zero_relaunch(out, checkpoints, previous.get("launch"), current.get("launch"))
         for ckpt in checkpoints:
             shutil.rmtree(ckpt)
             removed.append(ckpt.name)
@@ -83,6 +129,29 @@ def reset_stale_checkpoints(output_dir: str | None, current: dict) -> list[str]:
                     out, ", ".join(changed), len(removed))
     write_json_atomic(path, current)
     return removed
+
+
+def _refuse_zero_relaunch(out: Path, checkpoints: list[Path], before: Mapping | None, now: Mapping | None) -> None:
+    """Only the launch changed: fine for plain checkpoints (another identity, restarted by the caller), refused for
+    DeepSpeed ZeRO ones (see the module docstring)."""
+    zero = [c.name for c in checkpoints if any(c.glob("global_step*"))]
+    if not zero:
+        return
+    before, now = before or {}, now or {}
+    what = []
+    if before.get("num_processes") != now.get("num_processes"):
+        what.append(f"written by {before.get('num_processes')} training processes, launched now with "
+                    f"{now.get('num_processes')}")
+    if before.get("accelerate_config") != now.get("accelerate_config"):
+        keys = _differing(before.get("accelerate_config") or {}, now.get("accelerate_config") or {})
+        what.append(f"the accelerate config differs in {keys}")
+    raise LaunchChangedError(
+        f"{out}: cannot resume {', '.join(zero)} under this launch: {'; '.join(what)}. These checkpoints hold "
+        "DeepSpeed ZeRO optimizer state partitioned per process, which loads only at the world size and ZeRO stage "
+        "that wrote it. To go on: launch as before (the same nodes x gpus_per_node and accelerate_config as when "
+        f"they were written), or remove {out}/checkpoint-* to start this run again at step 0 (or convert the last "
+        "one with its zero_to_fp32.py and train from the converted weights as a new base model)."
+    )
 
 
 def at_budget(checkpoint: str | Path) -> tuple[bool, int, int]:

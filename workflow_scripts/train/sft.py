@@ -15,6 +15,7 @@ from typing import Sequence
 
 from workflow_scripts.common.cli import setup_logging
 from workflow_scripts.train import config
+from workflow_scripts.train.hub_model import local_model
 from workflow_scripts.train.tiny_model import check_base_model
 
 log = logging.getLogger(__name__)
@@ -60,25 +61,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         config.load_block(args.config_json, args.config_file), SFTScriptArgs, common.ModelArgs, SFTConfig
     )
     script = SFTScriptArgs(**script_kw)
-    margs = common.ModelArgs(model_name_or_path=args.model, **model_kw)
-    check_base_model(args.model)
-    train = load_sft_dataset(args.train, script)
-    evaluation = load_sft_dataset(args.eval, script) if args.eval else None
-    if evaluation is not None:
+    model = local_model(args.model, model_kw.get("model_revision"))
+    margs = common.ModelArgs(model_name_or_path=model, **model_kw)
+    check_base_model(model)
+    if args.eval:
         trl_kw.setdefault("eval_strategy", "steps")
     targs = SFTConfig(**common.training_kwargs(trl_kw, args.output_dir))
+    # SFTTrainer tokenizes main-process-first itself; reading the parquet into the datasets cache goes the same way
+    with common.main_process_first(targs, "SFT dataset"):
+        train = load_sft_dataset(args.train, script)
+        evaluation = load_sft_dataset(args.eval, script) if args.eval else None
 
     from transformers import AutoTokenizer
 
     trainer = SFTTrainer(
-        model=common.load_model(args.model, margs, targs),
+        model=common.load_model(model, margs, targs),
         args=targs,
         train_dataset=train,
         eval_dataset=evaluation,
-        processing_class=AutoTokenizer.from_pretrained(args.model),
+        processing_class=AutoTokenizer.from_pretrained(model),
         peft_config=common.peft_config(margs),
     )
-    common.run(trainer, args.output_dir, margs)
+    common.run(trainer, args.output_dir, margs, args.publish_dir)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""Answer a file of chat requests through one endpoint: the LLM layer as a step.
+
+    python -m workflow_scripts.llm.batch --use judge --endpoint '{"kind": "demo"}' --cache-dir results/llm_cache \\
+        --requests requests.jsonl --answers answers.jsonl --summary llm_summary.json --rejects llm_rejects.jsonl
+
+Each request line: ``{"id": ..., "messages": [...], "params": {...}, "schema": {...}, "top_logprobs": k}`` (only
+``messages`` required). Each answer line, in the same order: ``id`` plus the fields of
+:class:`workflow_scripts.llm.answers.Answer`. Killed at any point, the step loses at most the answers in flight:
+the rerun takes every other one from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from workflow_scripts.common.cli import json_arg, parser, setup_logging
+from workflow_scripts.common.io import write_text_atomic
+from workflow_scripts.llm import summary as run_summary
+from workflow_scripts.llm.client import EndpointError
+from workflow_scripts.llm.endpoints import open_client
+from workflow_scripts.llm.request import ChatRequest
+
+log = logging.getLogger(__name__)
+
+
+def read_requests(path: str | Path) -> list[tuple[object, ChatRequest]]:
+    """(id, request) per line; a line that is not a request stops the step naming the file and line."""
+    out = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            request = ChatRequest(row["messages"], row.get("params") or {}, row.get("schema"), row.get("top_logprobs"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: line {number} is not a chat request ({type(exc).__name__}: {exc})") from None
+        out.append((row.get("id", number), request))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--use", required=True, help="teacher, extractor, rubric_writer or judge")
+    p.add_argument("--endpoint", type=json_arg, default={}, help="the llm.endpoints.<use> block as JSON")
+    p.add_argument("--cache-dir", required=True, help="llm.cache_dir (the use's sub-directory is added)")
+    p.add_argument("--requests", required=True)
+    p.add_argument("--answers", required=True)
+    p.add_argument("--summary", required=True, help="run summary (JSON)")
+    p.add_argument("--rejects", required=True, help="invalid and truncated answers with their request keys")
+    p.add_argument("--server-log", default=None, help="log of a vllm/demo server (default: in the cache directory)")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    requests = read_requests(args.requests)
+    try:
+        with open_client(args.use, args.endpoint, args.cache_dir, server_log=args.server_log) as client:
+            answers = client.complete_many([r for _, r in requests])
+            result = client.summary()
+            client.rejects.write(args.rejects)
+    except EndpointError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    rows = [json.dumps({"id": rid, **a.to_row()}, ensure_ascii=False) + "\n" for (rid, _), a in zip(requests, answers)]
+    write_text_atomic(args.answers, "".join(rows))
+    run_summary.write(args.summary, result)
+    statuses = {s: sum(a.status == s for a in answers) for s in sorted({a.status for a in answers})}
+    log.info("%d request(s): %s; %d sent, %d from the cache", len(answers), statuses, result["requests"],
+             result["cache_hits"])
+
+
+if __name__ == "__main__":
+    main()
