@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from workflow_scripts.common.io import Rejects
@@ -52,6 +53,19 @@ def sniff(data: bytes) -> None:
         title = _TITLE_RE.search(head)
         text = " ".join(title.group(1).decode("utf-8", "replace").split()) if title else ""
         raise UnusableFile("html", f"an HTML page{f' titled {text!r}' if text else ''}, not a response of the source")
+
+
+def load_json_file(path, check: Callable[[object], None] | None = None) -> object:
+    """One JSON file under the bad-file rules: UnusableFile when empty, HTML, not JSON or failing ``check``."""
+    data = Path(path).read_bytes()
+    sniff(data)
+    try:
+        obj = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnusableFile("malformed", f"not JSON (truncated?): {exc}") from None
+    if check is not None:
+        check(obj)
+    return obj
 
 
 def error_answer(obj: Any) -> str | None:

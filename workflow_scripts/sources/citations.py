@@ -39,7 +39,7 @@ from workflow_scripts.common.io import (
     write_json_atomic,
     write_parquet_atomic,
 )
-from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, sniff
+from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, load_json_file
 from workflow_scripts.sources.duplicates import keep_latest
 from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
@@ -234,13 +234,7 @@ def fetched_times(files: list[Path], listed: dict[str, dict]) -> tuple[dict[str,
 def load_response(path: Path, module) -> list:
     """The records of one response file; UnusableFile when the file is empty, an HTML or error page, truncated
     (not JSON) or another source's response."""
-    data = path.read_bytes()
-    sniff(data)
-    try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UnusableFile("malformed", f"not JSON (truncated?): {exc}") from None
-    return module.records(obj)
+    return module.records(load_json_file(path))
 
 
 def parse(source: str, responses: Path, papers_path: Path, bad: BadInput) -> tuple[pl.DataFrame, dict]:

@@ -8,11 +8,11 @@ base models. The build is deterministic: same texts, sizes and seed give the sam
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from workflow_scripts.common.cli import parser, setup_logging
+from workflow_scripts.train.hub_model import HUB_ID
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ DEFAULT_SIZES = dict(
     seed=1234,
 )
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
@@ -168,7 +167,7 @@ def check_base_model(path: str | Path) -> str:
     if local.exists():
         if not local.is_dir() or not (local / "config.json").exists():
             raise FileNotFoundError(f"base model {name}: not a save_pretrained directory (no config.json)")
-    elif not _HUB_ID.match(name):
+    elif not HUB_ID.match(name):
         raise FileNotFoundError(f"base model {name}: no such directory, and not a hub id of the form 'org/name'")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)

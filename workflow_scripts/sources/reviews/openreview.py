@@ -52,7 +52,7 @@ from urllib3.util.retry import Retry
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import Rejects, append_jsonl, write_bytes_atomic, write_json_atomic
 from workflow_scripts.common.redact import excerpt
-from workflow_scripts.sources.bad_input import BadInput, error_answer
+from workflow_scripts.sources.bad_input import BadInput, error_answer, load_json_file
 from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, RetryPolicy
 from workflow_scripts.sources.reader_io import lost_to_bad_pages, remove_stale_temp_files
@@ -348,7 +348,7 @@ def read_notes(root: Path, bad: BadInput, counts: dict) -> tuple[dict[str, tuple
     for page in pages:
         name = page.relative_to(root).as_posix()
         try:
-            items = tables.load_json_file(page, _check_page)["notes"]
+            items = load_json_file(page, _check_page)["notes"]
         except UnusableFile as problem:
             bad.add(page, problem, raw=page.read_bytes()[:500])
             bad_pages += 1

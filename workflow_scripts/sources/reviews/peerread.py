@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_atomic
-from workflow_scripts.sources.bad_input import BadInput
+from workflow_scripts.sources.bad_input import BadInput, load_json_file
 from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
 from workflow_scripts.sources.reader_io import remove_stale_temp_files
@@ -232,7 +232,7 @@ def parsed_sections(path: Path, bad: BadInput, patterns, counts: dict) -> tuple[
         counts["without_parsed_pdf"] += 1
         return None, {}
     try:
-        meta = tables.load_json_file(path, _check_parsed_pdf)["metadata"]
+        meta = load_json_file(path, _check_parsed_pdf)["metadata"]
     except UnusableFile as problem:
         bad.add(path, problem, raw=path.read_bytes()[:500])
         return None, {}
@@ -263,7 +263,7 @@ def read_paper(path: Path, venue: str, split: str, root: Path, bad: BadInput, pa
     """One review file (+ its parsed PDF) -> (paper row, review rows); None when the file or the record is unusable."""
     rejects = bad.rejects
     try:
-        obj = tables.load_json_file(path, _check_review_file)
+        obj = load_json_file(path, _check_review_file)
     except UnusableFile as problem:
         bad.add(path, problem, raw=path.read_bytes()[:500])
         return None

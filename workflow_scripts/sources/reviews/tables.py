@@ -23,17 +23,14 @@ source, venue, paper_id, review_id, kind, reviewer, title, text, rating, confide
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 
 from workflow_scripts.common.cli import json_arg
 from workflow_scripts.common.io import write_json_atomic, write_parquet_atomic
-from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, sniff
-from workflow_scripts.sources.errors import UnusableFile
+from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +140,3 @@ def _decision_counts(papers: pl.DataFrame) -> dict[str, int]:
     return dict(sorted(counts.iter_rows()))
 
 
-def load_json_file(path: Path, check: Callable[[object], None]) -> object:
-    """One JSON file under the bad-file rules: UnusableFile when empty, HTML, not JSON or failing ``check``."""
-    data = path.read_bytes()
-    sniff(data)
-    try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UnusableFile("malformed", f"not JSON (truncated?): {exc}") from None
-    check(obj)
-    return obj
