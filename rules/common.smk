@@ -170,7 +170,7 @@ def model_path(name):
 
 
 def model_input(path):
-    """The rule input standing for a model: one this workflow builds, or the download marker of a hub id (rule
+    """The input standing for a model: one this workflow builds, or the download marker of a hub id (written by
     hub_model_download); an external directory is used as given."""
     if path.startswith(f"{RESULTS}/"):
         return {"model": path}

@@ -67,7 +67,7 @@ rule scijudge_sft_warmup:
     conda:
         "../envs/train.yaml"
     shell:
-        HUB_OFFLINE + "python -m workflow_scripts.train.launch {params.launch}"
+        f"{HUB_OFFLINE}python -m workflow_scripts.train.launch {{params.launch}}"
         " --wall-time-margin {resources.wall_time_margin_s} -- -m workflow_scripts.train.sft"
         " --model {params.model} --train {input.train} --output-dir {params.run_dir} --publish-dir {params.publish}"
         " --config-json {params.trainer} > {log} 2>&1"
@@ -103,7 +103,7 @@ rule scijudge_grpo:
     conda:
         train_env(GRPO["trainer"])
     shell:
-        HUB_OFFLINE + "python -m workflow_scripts.train.launch {params.launch}"
+        f"{HUB_OFFLINE}python -m workflow_scripts.train.launch {{params.launch}}"
         " --wall-time-margin {resources.wall_time_margin_s} -- -m workflow_scripts.train.grpo"
         " --model {params.model} --train {input.train} --output-dir {params.run_dir} --publish-dir {params.publish}"
         " --reward scijudge --config-json {params.trainer} > {log} 2>&1"
@@ -136,7 +136,7 @@ rule scijudge_eval_model:
     conda:
         "../envs/eval.yaml"
     shell:
-        HUB_OFFLINE + "python -m workflow_scripts.eval.scijudge predict --model {params.model} {params.pairs}"
+        f"{HUB_OFFLINE}python -m workflow_scripts.eval.scijudge predict --model {{params.model}} {{params.pairs}}"
         " --out {output} --gen-json {params.gen} --batch-size {resources.gen_batch_size} --prompt-json {params.prompt}"
         " > {log} 2>&1"
 
