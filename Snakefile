@@ -22,6 +22,7 @@ include: "rules/reviews.smk"
 include: "rules/scijudge.smk"
 include: "rules/models.smk"
 include: "rules/scijudge_model.smk"
+include: "rules/reviewer.smk"
 
 
 onerror:
@@ -42,6 +43,9 @@ rule all:
         SJ_EVALUATION,
         DATA_QUALITY,
         REVIEW_TABLES,
+        REVIEWER_DATA,
+        REVIEWER_TRAINING,
+        REVIEWER_EVALUATION,
 
 
 # Named targets, one per artifact: `snakemake papers`, `snakemake pairs`, ...
@@ -80,3 +84,19 @@ rule scijudge_eval:
 rule reviews:
     input:
         REVIEW_TABLES,
+
+
+rule reviewer_data:
+    input:
+        REVIEWER_DATA,
+
+
+rule reviewer_model:
+    input:
+        REVIEWER_TRAINING,
+
+
+rule reviewer_eval:
+    input:
+        REVIEWER_TRAINING,
+        REVIEWER_EVALUATION,

@@ -216,6 +216,17 @@ def slurm_resources(res, nodes=1, gpus_per_node=0, training=False):
     return out
 
 
+def endpoint_resources(block, res):
+    """A step calling an LLM endpoint: a `vllm` one runs its server inside the job, on the job's GPUs."""
+    return slurm_resources(res, gpus_per_node=block["vllm"]["gpus"] if block["kind"] == "vllm" else 0)
+
+
+def endpoint_label(block):
+    """How cards and metrics name what answered through an endpoint: a demo endpoint says it is a stand-in."""
+    if block["kind"] == "demo":
+        return f"demo stand-in {block['demo']['policy']} (not a language model)"
+    return f"{block['model']} ({block['kind']})"
+
 OAI_SETS = {slug(s): s for s in ARXIV["oai_pmh"]["sets"]}
 
 

@@ -32,8 +32,13 @@ rule scijudge_pairs:
 rule scijudge_leakage_audit:
     input:
         **PAIRS,
+        papers=PAPERS,
     output:
         PAIRS_AUDIT,
+    params:
+        # the duplicate rules and seed the builder used, so that both judge a pair of papers alike
+        dedupe=arg(SJ["pairs"]["dedupe"]),
+        seed=config["seed"],
     log:
         f"{LOGS}/scijudge_leakage_audit.log",
     benchmark:
@@ -46,4 +51,5 @@ rule scijudge_leakage_audit:
         "../envs/data.yaml"
     shell:
         "python -m workflow_scripts.datasets.leakage_audit --split train={input.train} --split test_id={input.test_id}"
-        " --split test_ood={input.test_ood} --out {output} > {log} 2>&1"
+        " --split test_ood={input.test_ood} --papers {input.papers} --dedupe-json {params.dedupe} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"

@@ -172,7 +172,7 @@ def build_args(tmp, out, cutoff: int) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("cutoff, empty", [(2019, "['train']"), (2100, "['test_id', 'test_ood']")])
+@pytest.mark.parametrize("cutoff, empty", [(2019, "['train', 'test_id']"), (2100, "['test_ood']")])
 def test_the_pair_builder_refuses_an_empty_split_and_says_why(tables, tmp_path, cutoff, empty):
     with pytest.raises(SystemExit) as stop:
         sp.main(build_args(tables, tmp_path, cutoff))
@@ -183,13 +183,14 @@ def test_the_pair_builder_refuses_an_empty_split_and_says_why(tables, tmp_path, 
     assert not list(tmp_path.iterdir()), "nothing is written"
 
 
-def test_no_test_ood_paper_is_a_test_id_paper_under_another_id(tmp_path):
-    """Both copies of a re-submission after the cutoff: one in test_id, the other must not reach test_ood."""
+def test_no_copy_of_a_re_submission_reaches_a_test(tmp_path):
+    """Both copies of a re-submission after the cutoff (one title, two ids) stay out of the tests."""
     rows = [  # id, title, citations, first version
-        ("e1", "Early high", 100, "2023-03-10"), ("e2", "Early low", 0, "2023-03-12"),  # the train pair
+        ("e2", "Early high", 100, "2023-03-10"), ("h1", "Early low", 1, "2023-03-12"),  # the train pair
+        ("e1", "Held high", 100, "2023-05-10"), ("i2", "Held low", 1, "2023-05-12"),  # held out (seed 1, share 0.3)
         ("a", "A shared title", 100, "2025-01-30"), ("c", "A Shared Title!", 100, "2025-01-31"),
-        ("b", "Low in January", 0, "2025-01-15"), ("d", "Low in February", 0, "2025-02-02"),
-        ("f", "High in March", 100, "2025-03-30"), ("g", "Low in April", 0, "2025-04-02"),
+        ("b", "Low in January", 1, "2025-01-15"), ("d", "Low in February", 1, "2025-02-02"),
+        ("f", "High in March", 100, "2025-03-30"), ("g", "Low in April", 1, "2025-04-02"),
     ]
     pl.DataFrame({
         "arxiv_id": [r[0] for r in rows], "title": [r[1] for r in rows], "abstract": ["text"] * len(rows),
@@ -199,7 +200,11 @@ def test_no_test_ood_paper_is_a_test_id_paper_under_another_id(tmp_path):
     pl.DataFrame({"arxiv_id": [r[0] for r in rows], "citation_count": [r[2] for r in rows]}).write_parquet(
         tmp_path / "citations.parquet")
     out = tmp_path / "out"
-    sp.main(build_args(tmp_path, out, 2024))
+    args = build_args(tmp_path, out, 2024)
+    block = json.loads(args[args.index("--config-json") + 1])
+    block["pairs"]["test_id"]["held_out_share"] = 0.3
+    args[args.index("--config-json") + 1] = json.dumps(block)
+    sp.main(args)
     report = leakage_audit.audit({s: str(out / f"{s}.parquet") for s in sp.SPLITS},
                                  ["paper_a_arxiv_id", "paper_b_arxiv_id"], ["paper_a_title", "paper_b_title"])
     assert report["passed"], report["overlaps"]

@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import math
 
 import polars as pl
 import pytest
@@ -56,6 +57,8 @@ def test_settings_are_checked():
         GenConfig.from_dict({"temprature": 0.7})
     with pytest.raises(ValueError, match="backend 'tgi' unknown"):
         GenConfig.from_dict({"backend": "tgi"})
+    with pytest.raises(ValueError, match="invalid generation settings"):
+        GenConfig.from_dict({"top_logprobs": -1})
 
 
 @pytest.mark.skipif(not NO_VLLM, reason="vllm is installed here")
@@ -105,3 +108,45 @@ def test_generation_cli(tiny_model_dir, tmp_path):
     df = pl.read_parquet(out)
     assert df.columns == ["id", "messages", "generation", "num_tokens", "finished"]
     assert df["num_tokens"].max() <= 4
+
+
+def test_top_logprobs_are_the_models_own_and_change_nothing_else(tiny_model_dir):
+    import torch
+
+    # sampling, a repetition penalty and top-k/top-p all act on the scores that choose a token; the log-probabilities
+    # reported are the model's own (raw logits), and asking for them changes no output
+    settings = {"temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_new_tokens": 10, "repetition_penalty": 1.3,
+                "batch_size": 2, "seed": 5}
+    off = load_generator(tiny_model_dir, settings).generate(_convs())
+    gen = load_generator(tiny_model_dir, {**settings, "top_logprobs": 4})
+    on = gen.generate(_convs())
+    assert [(g.text, g.num_tokens, g.finished) for g in on] == [(g.text, g.num_tokens, g.finished) for g in off]
+    assert all(g.tokens is None and g.top_logprobs is None for g in off)
+    prompts = generation.render_prompts(gen.tokenizer, _convs(), {})
+    for g, prompt in zip(on, prompts):
+        assert "".join(g.tokens) == g.text
+        assert len(g.tokens) == len(g.top_logprobs) == g.num_tokens - g.finished  # the end-of-sequence token left out
+        for top in g.top_logprobs:
+            assert 1 <= len(top) <= 5 and sum(math.exp(v) for v in top.values()) <= 1 + 1e-6  # texts can coincide
+        # the first step, recomputed without padding, batching or any logits processor
+        with torch.inference_mode():
+            logprobs = gen.model(torch.tensor([prompt])).logits[0, -1].float().log_softmax(-1)
+        values, ids = logprobs.topk(4)
+        texts = [gen.tokenizer.decode([i]) for i in ids.tolist()]
+        for text, value in zip(texts, values.tolist()):
+            if texts.count(text) == 1:  # tokens with the same text share one entry
+                assert g.top_logprobs[0][text] == pytest.approx(value, abs=1e-4)
+
+
+def test_token_texts_add_up_to_the_decoded_text(tiny_model_dir):
+    tokenizer = generation.load_tokenizer(str(tiny_model_dir))
+    text = "Größe → 数据 and ✓ plain words"  # characters whose bytes span several byte-level tokens
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    pieces = generation.token_texts(tokenizer, ids)
+    assert "".join(pieces) == text == tokenizer.decode(ids) and len(pieces) == len(ids)
+    assert "" in pieces  # a token holding only part of a character shows nothing until the character is complete
+    # a candidate's text is what it adds behind the previous token, leading space included
+    whole = [j for j in range(1, len(ids)) if pieces[j - 1] and pieces[j] and "\ufffd" not in pieces[j - 1] + pieces[j]]
+    assert any(pieces[j].startswith(" ") for j in whole)
+    for j in whole:
+        assert generation.candidate_texts(tokenizer, ids[j - 1], [ids[j]]) == [pieces[j]]

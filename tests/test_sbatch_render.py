@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import yaml
 from tests.workflow_runner import ROOT, merge
 from workflow_scripts.common.config import with_defaults
 
-GPU_RULES = ("scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model")
+GPU_RULES = ("scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model", "reviewer_sft", "reviewer_predict",
+             "reviewer_teacher", "reviewer_teacher_predict")
 MARKER = "results/models/hub/Qwen--Qwen3-4B-Instruct-2507.json"
 
 
@@ -70,6 +72,12 @@ def test_every_gpu_job_as_sbatch_gets_it_from_the_config(production):
                           sj["grpo"]["resources"]["cpus_per_task"], sj["grpo"]["resources"]["mem_mb"],
                           sj["grpo"]["resources"]["runtime"]),
         "scijudge_eval_model": (1, "gpu:1", 8, 64000, 720),
+        # the card's LoRA on one GPU; its benchmark on one GPU per model; the teacher's vLLM server on the
+        # endpoint's GPUs (llm.endpoints.teacher.vllm.gpus), inside the jobs that ask it
+        "reviewer_sft": (1, "gpu:1", 8, 64000, 360),
+        "reviewer_predict": (1, "gpu:1", 8, 32000, 120),
+        "reviewer_teacher": (1, "gpu:8", 4, 16000, 24 * 60),
+        "reviewer_teacher_predict": (1, "gpu:8", 4, 16000, 12 * 60),
     }
     assert expected["scijudge_grpo"] == (8, "gpu:8", 32, 480000, 2880)  # the reference run, 8 x 8 GPUs
     seen = set()
@@ -115,10 +123,13 @@ def test_hub_models_come_from_a_local_download_and_jobs_run_offline(production):
     by_rule = {}
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
-    (download,) = by_rule["hub_model_download"]
-    assert download["local"] and download["sbatch"] is None  # on the submitting host: compute nodes lack internet
-    assert "HF_HUB_OFFLINE=0 python -m workflow_scripts.train.hub_model download --repo Qwen/Qwen3-4B-Instruct-2507" \
-        in download["shell"]
+    downloads = {re.search(r"--repo (\S+)", j["shell"]).group(1): j for j in by_rule["hub_model_download"]}
+    # the two lines' base models and the Reviewer's teacher, which vLLM serves inside the jobs from the same cache
+    assert set(downloads) == {"Qwen/Qwen3-4B-Instruct-2507", "google/gemma-4-E4B-it",
+                              "Qwen/Qwen3-235B-A22B-Instruct-2507"}
+    for download in downloads.values():
+        assert download["local"] and download["sbatch"] is None  # on the submitting host: compute nodes lack internet
+        assert download["shell"].startswith("HF_HUB_OFFLINE=0 python -m workflow_scripts.train.hub_model download")
     base_users = [j for j in jobs if "--model Qwen/Qwen3-4B-Instruct-2507 " in j["shell"]]
     assert {j["rule"] for j in base_users} == {"scijudge_sft_warmup", "scijudge_eval_model"}
     for job in base_users:

@@ -31,11 +31,12 @@ def test_loads_and_chats(tiny_model_dir):
     assert out.shape[1] <= inputs["input_ids"].shape[1] + 4
 
 
-def test_deterministic_bytes(tmp_path, scijudge_pairs_parquet):
+@pytest.mark.parametrize("architecture", ["qwen3", "gemma4"])
+def test_deterministic_bytes(tmp_path, scijudge_pairs_parquet, architecture):
     texts = corpus_texts(scijudge_pairs_parquet, ["messages"])
-    a = build_tiny_model(texts, tmp_path / "a", vocab_size=300, seed=7)
-    b = build_tiny_model(texts, tmp_path / "b", vocab_size=300, seed=7)
-    c = build_tiny_model(texts, tmp_path / "c", vocab_size=300, seed=8)
+    a = build_tiny_model(texts, tmp_path / "a", architecture=architecture, vocab_size=300, seed=7)
+    b = build_tiny_model(texts, tmp_path / "b", architecture=architecture, vocab_size=300, seed=7)
+    c = build_tiny_model(texts, tmp_path / "c", architecture=architecture, vocab_size=300, seed=8)
     assert _digests(a) == _digests(b)
     assert _digests(a)["model.safetensors"] != _digests(c)["model.safetensors"]
 
@@ -46,6 +47,27 @@ def test_cli_build(tmp_path, scijudge_pairs_parquet):
           "--out-dir", str(out), "--vocab-size", "300", "--hidden-size", "32", "--layers", "1"])
     model = AutoModelForCausalLM.from_pretrained(out)
     assert (model.config.hidden_size, model.config.num_hidden_layers) == (32, 1)
+
+    main(["build", "--architecture", "gemma4", "--corpus", str(scijudge_pairs_parquet), "--text-columns",
+          "paper_a_title,paper_a_abstract", "--out-dir", str(tmp_path / "g"), "--vocab-size", "300", "--layers", "4",
+          "--kv-shared-layers", "2"])
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "g")
+    assert (model.config.model_type, model.config.num_hidden_layers, model.config.num_kv_shared_layers) == (
+        "gemma4_text", 4, 2)
+    assert AutoTokenizer.from_pretrained(tmp_path / "g").eos_token == "<turn|>"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"architecture": "llama"}, r"architecture 'llama' is not one of \['qwen3', 'gemma4'\]"),
+        ({"kv_shared_layers": 1}, "kv_shared_layers is a gemma4 option"),
+        ({"architecture": "gemma4", "layers": 3, "kv_shared_layers": 2}, "must leave at least 2 of the 3 layers"),
+    ],
+)
+def test_bad_build_options(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_tiny_model(["a text"], tmp_path / "m", **kwargs)
 
 
 def test_corpus_missing_column(scijudge_pairs_parquet):

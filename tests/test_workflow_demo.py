@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import polars as pl
@@ -59,10 +60,39 @@ def test_demo_trains_and_evaluates_the_scijudge_model(demo_run):
     assert (demo_run / "results/scijudge/eval/accuracy.png").stat().st_size > 10_000
 
 
+def test_demo_runs_the_reviewer_line(demo_run):
+    reviewer = demo_run / "results/reviewer"
+    audit = json.loads((reviewer / "leakage_audit.json").read_text())
+    assert audit["passed"], audit
+    train = pl.read_parquet(reviewer / "sft_data/train.parquet")
+    assert train.height == 40 and {"prompt", "completion", "decision"} <= set(train.columns)
+    card = (reviewer / "sft_data/README.md").read_text()
+    assert "demo stand-in" in card and "not a language model" in card
+    state = json.loads((reviewer / "sft/trainer_state.json").read_text())
+    assert state["global_step"] > 0 and (reviewer / "sft/adapter/adapter_config.json").exists()
+    metrics = json.loads((reviewer / "eval/metrics.json").read_text())
+    assert metrics["model_order"] == ["base", "student", "teacher", "always_accept"]
+    assert metrics["models"]["teacher"]["confusion"]["tp"] + metrics["models"]["teacher"]["confusion"]["fn"] > 0
+    assert "demo stand-in" in (reviewer / "eval/metrics.md").read_text()
+    # the teacher step asked again (as a rerun does; outside the DAG, whose files stay as they are) is answered from
+    # the response cache: not one request reaches the endpoint, and the answers are the same
+    again = demo_run / "teacher_again"
+    subprocess.run([sys.executable, "-m", "workflow_scripts.llm.batch", "--use", "teacher", "--endpoint",
+                    json.dumps({"kind": "demo", "demo": {"policy": "reviewer_teacher"}}), "--cache-dir",
+                    str(demo_run / "results/llm_cache"), "--requests", str(reviewer / "teacher/requests.jsonl"),
+                    "--answers", str(again / "answers.jsonl"), "--summary", str(again / "summary.json"),
+                    "--rejects", str(again / "rejects.jsonl")], cwd=ROOT, check=True, capture_output=True, timeout=120)
+    summary = json.loads((again / "summary.json").read_text())
+    assert summary["requests"] == 0 and summary["cache_hits"] == 60, summary
+    texts = [json.loads(line)["text"] for line in (again / "answers.jsonl").read_text().splitlines()]
+    assert texts == [json.loads(line)["text"] for line in (reviewer / "teacher/answers.jsonl").read_text().splitlines()]
+
+
 def test_report_shows_table_chart_and_curves(demo_run):
     snakemake(demo_run, "--report", "report.html")
     html = (demo_run / "report.html").read_text(errors="replace")
-    for name in ("metrics.md", "accuracy.png", "curves.png", "both A/B orders"):
+    for name in ("metrics.md", "accuracy.png", "curves.png", "both A/B orders", "reliability.png", "llm_calls.md",
+                 "always-accept"):
         assert name in html, name
 
 

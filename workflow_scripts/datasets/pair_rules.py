@@ -1,4 +1,4 @@
-"""Pair selection rules for citation preference pairs, in polars, independent of I/O and prompts.
+"""Pair selection rules for citation preference pairs, in polars and numpy, independent of I/O and prompts.
 
 Two matchers:
 * :func:`split_half_pairs` pairs papers inside one group (same subcategory, same time window): sort by citations,
@@ -7,16 +7,16 @@ Two matchers:
 * :func:`ood_pairs` builds the temporal out-of-distribution test: a top-quantile paper against a bottom-quantile
   paper of the same subcategory published within a few days, with a gap threshold scaled by the subcategory spread.
 
-Every result is deterministic: ties are broken by arxiv_id, never by input order or hashing.
+Every result is deterministic: ties are broken by arxiv_id, never by input order (groups are told apart by a hash of
+their columns, which decides nothing but which papers share a group).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
-
-PAIR_COLUMNS = ["hi_id", "lo_id"]
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,10 @@ class Thresholds:
     min_diff: int
     min_rel_diff: float
 
-    def expr(self, hi: str = "c_hi", lo: str = "c_lo") -> pl.Expr:
-        diff = pl.col(hi) - pl.col(lo)
+    def mask(self, c_hi: np.ndarray, c_lo: np.ndarray) -> np.ndarray:
+        diff = c_hi - c_lo
         # c_hi > 0 keeps the ratio defined; with min_diff >= 1 it is implied anyway
-        return (pl.col(hi) > 0) & (diff >= self.min_diff) & (diff >= self.min_rel_diff * pl.col(hi))
+        return (c_hi > 0) & (diff >= self.min_diff) & (diff >= self.min_rel_diff * c_hi)
 
 
 def split_half_pairs(
@@ -36,66 +36,57 @@ def split_half_pairs(
     thresholds: Thresholds,
     max_pairs_per_paper: int = 1,
     max_passes: int = 4,
+    carry: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """Pairs (hi_id, lo_id, c_hi, c_lo, *group_cols) from ``papers`` (arxiv_id, citations, *group_cols).
+    """Pairs (hi_id, lo_id, c_hi, c_lo, *group_cols, hi_/lo_ + each ``carry`` column) from ``papers`` (arxiv_id,
+    citations, *group_cols, *carry).
 
     Each paper joins at most ``max_pairs_per_paper`` pairs. Pass p pairs low rank r with high rank
     (n - m) + ((r + p) mod m), m = n // 2, so that a later pass over left-over papers tries new partners.
     """
-    # integer sort keys (group id, then arxiv_id order) make every pass's sort several times cheaper than strings
-    base = papers.select(["arxiv_id", "citations", *group_cols]).with_columns(
-        pl.struct(group_cols).rank("dense").cast(pl.UInt32).alias("_group"),
-        pl.col("arxiv_id").rank("ordinal").cast(pl.UInt32).alias("_tie"),
-    )
-    pool = base
-    uses = base.select("arxiv_id", pl.lit(0, pl.Int32).alias("uses"))
-    found: list[pl.DataFrame] = []
-    seen = pl.DataFrame(schema={"hi_id": pl.String, "lo_id": pl.String})
+    # integers inside the loop: a group key (only equality matters: pairs never depend on the groups' order) and
+    # each paper's rank by arxiv_id, which is the tie-break and its id. A pass sorts once; ranks, partners and
+    # thresholds are then positions and arithmetic in the sorted arrays, with no join
+    ranked = papers.select(pl.col("arxiv_id").rank("ordinal").cast(pl.UInt32).alias("_id"), "arxiv_id", *group_cols,
+                           *carry)
+    by_id = ranked.sort("_id")
+    pool = pl.DataFrame({"g": papers.select(pl.struct(group_cols).hash()).to_series(), "c": papers["citations"],
+                         "i": ranked["_id"]})
+    uses = np.zeros(papers.height + 1, dtype=np.int32)
+    found: list[tuple[np.ndarray, ...]] = []
+    seen = np.zeros(0, dtype=np.uint64)
     for p in range(max_passes * max_pairs_per_paper):
-        ranked = (
-            pool.sort(["_group", "citations", "_tie"])
-            .with_columns(
-                pl.int_range(pl.len()).over("_group").alias("rank"),
-                pl.len().over("_group").alias("n"),
-            )
-            .with_columns((pl.col("n") // 2).alias("m"))
-            .filter(pl.col("m") > 0)
-        )
-        low = ranked.filter(pl.col("rank") < pl.col("m")).with_columns(
-            (pl.col("n") - pl.col("m") + (pl.col("rank") + p) % pl.col("m")).alias("partner")
-        )
-        high = ranked.filter(pl.col("rank") >= pl.col("n") - pl.col("m"))
-        cand = (
-            low.join(high, left_on=["_group", "partner"], right_on=["_group", "rank"], suffix="_h")
-            .select(
-                pl.col("arxiv_id_h").alias("hi_id"),
-                pl.col("arxiv_id").alias("lo_id"),
-                pl.col("citations_h").alias("c_hi"),
-                pl.col("citations").alias("c_lo"),
-                *group_cols,
-            )
-            .filter(thresholds.expr())
-        )
+        pool = pool.sort("g", "c", "i")
+        g, c, i = pool["g"].to_numpy(), pool["c"].to_numpy(), pool["i"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
+        sizes = np.diff(np.r_[starts, len(g)])
+        first, n = np.repeat(starts, sizes), np.repeat(sizes, sizes)
+        rank, m = np.arange(len(g)) - first, n // 2
+        low = np.flatnonzero(rank < m)
+        high = first[low] + n[low] - m[low] + (rank[low] + p) % m[low]
+        hi, lo, c_hi, c_lo = i[high], i[low], c[high], c[low]
+        keep = thresholds.mask(c_hi, c_lo)
         if max_pairs_per_paper > 1:  # with one pair per paper both papers leave the pool, so no pair can repeat
-            cand = cand.join(seen, on=PAIR_COLUMNS, how="anti")
-        if cand.height == 0:
+            keep &= ~np.isin(hi.astype(np.uint64) << np.uint64(32) | lo, seen)
+        if not keep.any():
             break
-        found.append(cand)
-        used_now = pl.concat([cand.select(pl.col("hi_id").alias("arxiv_id")), cand.select(pl.col("lo_id").alias("arxiv_id"))])
-        if max_pairs_per_paper == 1:
-            pool = pool.join(used_now, on="arxiv_id", how="anti")
-            continue
-        seen = pl.concat([seen, cand.select(PAIR_COLUMNS)])
-        uses = uses.join(used_now.group_by("arxiv_id").len(), on="arxiv_id", how="left").select(
-            "arxiv_id", (pl.col("uses") + pl.col("len").fill_null(0)).cast(pl.Int32).alias("uses")
-        )
-        pool = base.join(uses.filter(pl.col("uses") < max_pairs_per_paper), on="arxiv_id", how="semi")
-    if not found:
-        return pl.DataFrame(
-            schema={"hi_id": pl.String, "lo_id": pl.String, "c_hi": base.schema["citations"], "c_lo": base.schema["citations"],
-                    **{c: base.schema[c] for c in group_cols}}
-        )
-    return pl.concat(found).sort([*group_cols, "hi_id", "lo_id"])
+        hi, lo, c_hi, c_lo = hi[keep], lo[keep], c_hi[keep], c_lo[keep]
+        found.append((hi, lo, c_hi, c_lo))
+        uses[hi] += 1  # a paper is in at most one pair of a pass: no index repeats
+        uses[lo] += 1
+        if max_pairs_per_paper > 1:
+            seen = np.union1d(seen, hi.astype(np.uint64) << np.uint64(32) | lo)
+        pool = pool.filter(pl.Series(uses[i] < max_pairs_per_paper))
+    hi, lo, c_hi, c_lo = (np.concatenate(cols) for cols in zip(*found)) if found else (np.zeros(0, np.uint32),) * 2 + (
+        np.zeros(0, np.int64),) * 2
+    rows_hi, rows_lo = pl.Series(hi.astype(np.int64) - 1), pl.Series(lo.astype(np.int64) - 1)
+    citations = papers.schema["citations"]
+    return pl.DataFrame({
+        "hi_id": by_id["arxiv_id"].gather(rows_hi), "lo_id": by_id["arxiv_id"].gather(rows_lo),
+        "c_hi": pl.Series(c_hi, dtype=citations), "c_lo": pl.Series(c_lo, dtype=citations),
+        **{col: by_id[col].gather(rows_hi) for col in group_cols},
+        **{f"{side}_{col}": by_id[col].gather(rows) for col in carry for side, rows in (("hi", rows_hi), ("lo", rows_lo))},
+    }).sort([*group_cols, "hi_id", "lo_id"])
 
 
 @dataclass(frozen=True)

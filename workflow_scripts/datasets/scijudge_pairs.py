@@ -1,8 +1,9 @@
 """Build the SciJudge citation preference pairs: train / in-domain test / temporal-OOD test, with prompts.
 
-Reads papers.parquet and citations.parquet, applies the pair rules of :mod:`pair_rules` with the thresholds from
-config, places the more-cited paper in position A or B by a seeded coin, renders the SciJudge prompt, and writes one
-parquet per split (readable by ``datasets``), a stats JSON and a dataset card. Splits never share a paper.
+Reads papers.parquet and citations.parquet, selects the pairs of each split (:mod:`scijudge_splits`: date bounds,
+held-out papers, duplicates, the rules of :mod:`pair_rules` with the thresholds from config), places the more-cited
+paper in position A or B by a seeded coin, renders the SciJudge prompt, and writes one parquet per split (readable
+by ``datasets``), a stats JSON and a dataset card. Splits never share a paper, nor one paper under two ids.
 
     python -m workflow_scripts.datasets.scijudge_pairs --papers papers.parquet --citations citations.parquet \
         --config-json '{"today": ..., "pairs": {...}}' --seed 1234 --train train.parquet ...
@@ -10,6 +11,7 @@ parquet per split (readable by ``datasets``), a stats JSON and a dataset card. S
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import string
 from concurrent.futures import ThreadPoolExecutor
@@ -18,17 +20,18 @@ from dataclasses import dataclass, fields
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import atomic_path, write_json_atomic, write_text_atomic
-from workflow_scripts.datasets.pair_rules import OodRule, Thresholds, ood_pairs, split_half_pairs
-from workflow_scripts.sources.records import normalize_title_expr
+from workflow_scripts.common.memory import reuse_freed_memory
+from workflow_scripts.datasets.scijudge_card import FIELDS, render_card
+from workflow_scripts.datasets.scijudge_splits import SizeError, citation_snapshot, load_papers, select
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test_id", "test_ood")
-FIELDS = ("CS", "Math", "Physics", "Others")
 PAPER_ATTRS = {  # output suffix -> papers column
     "arxiv_id": "arxiv_id",
     "title": "title",
@@ -39,7 +42,9 @@ PAPER_ATTRS = {  # output suffix -> papers column
     "citations": "citations",
 }
 TEXT_ATTRS = ["title", "abstract"]  # read only for papers in pairs, after pairing
-WINDOWS = {"week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+# columns of few distinct values; a dictionary of unique texts (titles, abstracts, prompts) only costs time
+DICTIONARY_COLUMNS = ["split", "correct_answer", "messages.list.element.role",
+                      *(f"paper_{s}_{k}" for s in "ab" for k in ("category", "subcategory", "date"))]
 THRESHOLD_KEYS = {"train": "scijudge.pairs", "test_id": "scijudge.pairs.test_id", "test_ood": "scijudge.pairs.test_ood"}
 
 
@@ -65,146 +70,89 @@ class PairConfig:
         return cls(**{k: block[k] for k in keys})
 
 
-def load_papers(papers_path: str, citations_path: str, window: str) -> tuple[pl.DataFrame, dict]:
-    """The columns pairing needs, without the text: titles and abstracts are read for paired papers only.
-
-    ``title_key`` is a 64-bit hash of the normalized title, enough to spot one paper under two ids.
-    """
-    papers = pl.scan_parquet(papers_path).select(
-        "arxiv_id", "primary_category", "field", "published", normalize_title_expr().hash(0).alias("title_key")
-    )
-    cites = pl.scan_parquet(citations_path).select("arxiv_id", pl.col("citation_count").cast(pl.Int64).alias("citations"))
-    joined = (
-        papers.join(cites, on="arxiv_id", how="left")
-        .rename({"primary_category": "subcategory"})
-        .with_columns(
-            pl.col("published").dt.truncate(WINDOWS[window]).alias("window"),
-            pl.col("published").dt.year().alias("year"),
-        )
-        .collect()
-    )
-    no_count = joined.filter(pl.col("citations").is_null()).height
-    counts = {"papers": joined.height, "papers_without_citation_count": no_count}
-    if no_count:
-        log.warning("%d of %d papers have no citation count and cannot be paired", no_count, joined.height)
-    return joined.filter(pl.col("citations").is_not_null()), counts
+PLACEHOLDERS = {"today", *(f"{a}_{s}" for a in ("title", "abstract", "date") for s in ("a", "b"))}
 
 
-def select_pairs(papers: pl.DataFrame, cfg: dict) -> tuple[dict[str, pl.DataFrame], dict]:
-    """Pairs (hi_id, lo_id) per split, and the counts that explain what was excluded."""
-    cutoff = cfg["cutoff_year"]
-    per_paper = cfg["max_pairs_per_paper"]
-    group = ["subcategory", "window"]
-    early = papers.filter(pl.col("year") <= cutoff)
-    late = papers.filter(pl.col("year") > cutoff)
-
-    train = split_half_pairs(early, group, Thresholds(cfg["min_diff"], cfg["min_rel_diff"]), per_paper)
-
-    # the same paper can exist under two ids (re-submissions): a later paper whose title matches an earlier
-    # paper's is kept out of the tests, or the test would ask about a paper the model was trained on
-    overlap = late.join(early.select("title_key").unique(), on="title_key", how="semi")
-    late_ok = late.join(overlap.select("arxiv_id"), on="arxiv_id", how="anti")
-
-    tid = cfg["test_id"]
-    test_id = split_half_pairs(late_ok, group, Thresholds(tid["min_diff"], tid["min_rel_diff"]), per_paper)
-
-    used = pl.concat([test_id.select(pl.col("hi_id").alias("arxiv_id")), test_id.select(pl.col("lo_id").alias("arxiv_id"))])
-    # nor may a test_ood paper be a test_id paper under another id: both re-submissions can fall after the cutoff
-    used_titles = late_ok.join(used, on="arxiv_id", how="semi").select("title_key").unique()
-    eligible = late_ok.join(used_titles, on="title_key", how="anti")
-    ood = cfg["test_ood"]
-    rule = OodRule(**{k: (tuple(v) if k == "ds_quantiles" else v) for k, v in ood.items() if k != "max_pairs"})
-    test_ood = ood_pairs(late, eligible, rule)
-
-    caps = {"train": cfg.get("max_train_pairs"), "test_id": tid.get("max_pairs"), "test_ood": ood.get("max_pairs")}
-    out = {}
-    for i, (name, pairs) in enumerate({"train": train, "test_id": test_id, "test_ood": test_ood}.items()):
-        cap = caps[name]
-        if cap is not None and pairs.height > cap:
-            # seeded subsample, then back to the canonical order so the file does not depend on the draw order
-            pairs = pairs.sample(n=cap, seed=cfg["_seed"] + i).sort(["subcategory", "hi_id", "lo_id"])
-        out[name] = pairs.select("hi_id", "lo_id")
-    counts = {
-        "papers_up_to_cutoff": early.height,
-        "papers_after_cutoff": late.height,
-        "later_papers_excluded_title_overlap": overlap.height,
-    }
-    return out, counts
-
-
-def _user_prompt_expr(template: str, today: str) -> pl.Expr:
-    """The user template rendered column-wise: literal pieces and columns concatenated, no per-row Python."""
-    parts: list[pl.Expr] = []
-    columns = {
-        "today": pl.lit(today),
-        **{f"{a}_{s}": pl.col(f"paper_{s}_{a}").cast(pl.String) for a in ("title", "abstract", "date") for s in ("a", "b")},
-    }
+def template_pieces(system_prompt: str, template: str) -> list[tuple[str, str]]:
+    """The prompt (system prompt, then the user template) as ("text", literal) and ("field", placeholder) pieces;
+    KeyError for a placeholder that no pair can fill."""
+    pieces = [("text", system_prompt)]
     for literal, name, spec, conv in string.Formatter().parse(template):
         if literal:
-            parts.append(pl.lit(literal))
+            pieces.append(("text", literal))
         if name is not None:
-            if name not in columns or spec or conv:
-                raise KeyError(f"user_template placeholder {{{name}}} is not one of {sorted(columns)}")
-            parts.append(columns[name])
-    return pl.concat_str(parts)
+            if name not in PLACEHOLDERS or spec or conv:
+                raise KeyError(f"user_template placeholder {{{name}}} is not one of {sorted(PLACEHOLDERS)}")
+            pieces.append(("field", name))
+    return pieces
+
+
+def render_prompts(table: pa.Table, pieces: list[tuple[str, str]], today: str) -> pa.Array:
+    """System prompt + rendered user template per row, one string each, written by one Arrow kernel straight from
+    the table's columns (no per-row Python, no copy through another library); :func:`messages_array` cuts it."""
+    def value(kind: str, text: str):
+        if kind == "text" or text == "today":
+            return pa.scalar(today if text == "today" else text, pa.large_string())
+        attr, side = text.rsplit("_", 1)
+        # one chunk in, so that one array (not a chunked one, to be copied again) comes out
+        return table.column(f"paper_{side}_{attr}").combine_chunks().cast(pa.large_string())
+
+    return pc.binary_join_element_wise(*(value(k, t) for k, t in pieces), pa.scalar("", pa.large_string()))
 
 
 def assign_sides(pairs: pl.DataFrame, papers: pl.DataFrame, split: str, seed: int) -> pl.DataFrame:
-    """Place the more-cited paper in A or B by a seeded coin; attach the light attributes of both papers."""
+    """Place the more-cited paper in A or B by a seeded coin; attach the light attributes of both papers (``pairs``
+    name the papers by id and by row of ``papers``)."""
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     hi_is_a = pl.col("hi_is_a")
     sides = pairs.with_columns(pl.Series("hi_is_a", rng.integers(0, 2, pairs.height).astype(bool))).select(
         (pl.lit(f"{split}-") + pl.col("hi_id") + pl.lit("-") + pl.col("lo_id")).alias("pair_id"),
-        pl.when(hi_is_a).then(pl.col("hi_id")).otherwise(pl.col("lo_id")).alias("paper_a_arxiv_id"),
-        pl.when(hi_is_a).then(pl.col("lo_id")).otherwise(pl.col("hi_id")).alias("paper_b_arxiv_id"),
+        pl.when(hi_is_a).then(pl.col("hi_row")).otherwise(pl.col("lo_row")).alias("row_a"),
+        pl.when(hi_is_a).then(pl.col("lo_row")).otherwise(pl.col("hi_row")).alias("row_b"),
         pl.when(hi_is_a).then(pl.lit("A")).otherwise(pl.lit("B")).alias("correct_answer"),
     )
-    light = {k: v for k, v in PAPER_ATTRS.items() if k not in TEXT_ATTRS}
-    for side in ("a", "b"):
-        attrs = papers.select([pl.col(v).alias(f"paper_{side}_{k}") for k, v in light.items()])
-        sides = sides.join(attrs, on=f"paper_{side}_arxiv_id", how="left", maintain_order="left")
-    return sides
+    light = {k: v for k, v in PAPER_ATTRS.items() if k not in TEXT_ATTRS} | {"file_row": "file_row"}
+    attrs = {side: papers.select(pl.col(v).alias(f"paper_{side}_{k}") for k, v in light.items()).gather(sides[f"row_{side}"])
+             for side in ("a", "b")}
+    return pl.concat([sides.drop("row_a", "row_b"), attrs["a"], attrs["b"]], how="horizontal")
 
 
-def messages_array(system_prompt: str, user_prompts: pa.Array) -> pa.Array:
-    """[{system}, {user}] per row as an Arrow list<struct<role, content>>, built from columns (polars' own
-    struct-and-list route costs several times more on millions of long prompts)."""
-    n = len(user_prompts)
-    user_prompts = user_prompts.cast(pa.large_string())
-    system = pa.array([system_prompt], pa.large_string()).take(pa.array(np.zeros(n, dtype=np.int64)))
-    order = np.empty(2 * n, dtype=np.int64)  # interleave: system of row i at 2i, user of row i at 2i + 1
-    order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
-    contents = pa.concat_arrays([system, user_prompts]).take(pa.array(order))
-    roles = pa.array(np.tile(np.array(["system", "user"], dtype=object), n), pa.large_string())
+def messages_array(system_prompt: str, prompts: pa.Array) -> pa.Array:
+    """[{system}, {user}] per row as an Arrow list<struct<role, content>>, from ``prompts`` (:func:`render_prompts`:
+    system prompt + user prompt per row): the contents of both turns are its bytes cut after the system prompt,
+    so no prompt is copied (polars' own struct-and-list route costs several times more on millions of prompts)."""
+    prompts = prompts.cast(pa.large_string())
+    n, cut = len(prompts), len(system_prompt.encode())
+    offsets = np.frombuffer(prompts.buffers()[1], dtype=np.int64)[prompts.offset : prompts.offset + n + 1]
+    turn_offsets = np.empty(2 * n + 1, dtype=np.int64)  # row i: system at 2i, user at 2i + 1
+    turn_offsets[0::2], turn_offsets[1:-1:2] = offsets, offsets[:-1] + cut
+    contents = pa.LargeStringArray.from_buffers(2 * n, pa.py_buffer(turn_offsets), prompts.buffers()[2])
+    roles = pa.array(["system", "user"], pa.large_string()).take(pa.array(np.tile(np.array([0, 1], dtype=np.int8), n)))
     turns = pa.StructArray.from_arrays([roles, contents], names=["role", "content"])
     return pa.LargeListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int64)), turns)
 
 
 def write_split(sides: pl.DataFrame, texts: pl.DataFrame, split: str, block: PairConfig, path, chunk_rows: int) -> None:
     """Render prompts and write rows chunk by chunk (parquet row groups): one chunk of prompts in memory at a time,
-    the compression of one chunk overlapping the rendering of the next."""
-    rows = texts.select("arxiv_id", pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"))
-    for side in ("a", "b"):
-        sides = sides.join(
-            rows.rename({"arxiv_id": f"paper_{side}_arxiv_id", "row": f"row_{side}"}),
-            on=f"paper_{side}_arxiv_id", how="left", maintain_order="left",
-        )
-    user = _user_prompt_expr(block.user_template, block.today)
-    text_only = texts.select(TEXT_ATTRS)
+    the compression of one chunk overlapping the rendering of the next. Small chunks are faster, not only leaner:
+    their buffers are reused by the allocators, where large ones are returned and faulted in again each time.
+    ``text_a``/``text_b``: each side's row in ``texts`` (title, abstract)."""
+    pieces = template_pieces(block.system_prompt, block.user_template)
     paper_columns = [f"paper_{s}_{k}" for s in ("a", "b") for k in PAPER_ATTRS]
     with atomic_path(path) as tmp, ThreadPoolExecutor(1) as compressor:
         writer, pending = None, None
         for start in range(0, max(sides.height, 1), chunk_rows):
             chunk = sides.slice(start, chunk_rows)
             for side in ("a", "b"):
-                text = text_only.gather(chunk[f"row_{side}"])
+                text = texts.gather(chunk[f"text_{side}"])
                 chunk = chunk.with_columns([text[c].alias(f"paper_{side}_{c}") for c in TEXT_ATTRS])
             table = chunk.select("pair_id", pl.lit(split).alias("split"), "correct_answer", *paper_columns).to_arrow()
-            messages = messages_array(block.system_prompt, chunk.select(user).to_series().to_arrow())
+            messages = messages_array(block.system_prompt, render_prompts(table, pieces, block.today))
             table = table.add_column(2, "messages", messages)
             if writer is None:
                 # snappy: twice as fast as zstd on this text for ~1.4x the bytes; the write is the step's largest cost
-                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", write_statistics=False)
+                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", write_statistics=False,
+                                          use_dictionary=DICTIONARY_COLUMNS)
             if pending is not None:
                 pending.result()  # at most one chunk waits for compression: memory stays bounded
             pending = compressor.submit(writer.write_table, table)
@@ -225,87 +173,64 @@ def split_stats(sides: pl.DataFrame) -> dict:
     }
 
 
-def render_card(stats: dict, block: PairConfig) -> str:
-    names = sorted({f for s in SPLITS for f in stats["splits"][s]["per_field"]},
-                   key=lambda f: (f not in FIELDS, FIELDS.index(f) if f in FIELDS else 0, f))
-    head = "| split | " + " | ".join(names) + " | total | answer A | answer B | share A |"
-    lines = [head, "|" + "---|" * (len(names) + 5)]
-    for s in SPLITS:
-        st = stats["splits"][s]
-        cells = [str(st["per_field"].get(f, 0)) for f in names]
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {st['pairs']} | {st['answer_A']} | {st['answer_B']} | {st['share_A']} |")
-    p = block.pairs
-    return "\n".join(
-        [
-            "# SciJudge citation preference pairs",
-            "",
-            "Each row asks which of two arXiv papers (A, B) of the same primary subcategory has more citations. "
-            "The more-cited paper lands in position A or B by a seeded coin. `messages` holds the system and user "
-            "prompt (SciJudge template); `correct_answer` is 'A' or 'B'.",
-            "",
-            "## Counts per field and split",
-            "",
-            *lines,
-            "",
-            "## Construction",
-            "",
-            f"- train: papers first published up to {p['cutoff_year']}, same subcategory and {p['window']}, "
-            f"c_hi - c_lo >= {p['min_diff']} and (c_hi - c_lo)/c_hi >= {p['min_rel_diff']}; "
-            f"each paper in at most {p['max_pairs_per_paper']} pair(s).",
-            f"- test_id (in-domain): papers after {p['cutoff_year']}, same rule with >= {p['test_id']['min_diff']} "
-            f"and >= {p['test_id']['min_rel_diff']}.",
-            f"- test_ood (temporal OOD): remaining later papers; c_i >= q{p['test_ood']['hi_quantile']} and "
-            f"c_j <= q{p['test_ood']['lo_quantile']} of the subcategory, dates within {p['test_ood']['max_days_apart']} days, "
-            f"c_i - c_j >= max({p['test_ood']['rel_diff']} c_i, d_s), d_s = max({p['test_ood']['ds_floor']}, "
-            f"{p['test_ood']['ds_scale']} (q{p['test_ood']['ds_quantiles'][1]} - q{p['test_ood']['ds_quantiles'][0]})).",
-            f"- prompt date: Today is {block.today}.",
-            "",
-            "## Inputs",
-            "",
-            *[f"- {k.replace('_', ' ')}: {v}" for k, v in stats["inputs"].items()],
-            "",
-        ]
-    )
-
-
 def build(papers_path: str, citations_path: str, block: PairConfig, seed: int, outputs: dict[str, str],
-          chunk_rows: int = 100_000) -> dict:
+          chunk_rows: int = 20_000) -> dict:
     """Select the pairs, write one parquet per split (``outputs``: split -> path) and return the stats."""
-    cfg = dict(block.pairs, _seed=seed)
-    papers, counts = load_papers(papers_path, citations_path, cfg["window"])
-    pairs, more = select_pairs(papers, cfg)
-    empty = [s for s in SPLITS if pairs[s].height == 0]
+    cfg = block.pairs
+    until, today = dt.date.fromisoformat(cfg["until_date"]), dt.date.fromisoformat(block.today)
+    papers, counts = load_papers(papers_path, citations_path, until, today)
+    chosen = select(papers, cfg, seed)
+    del papers
+    empty = [s for s in SPLITS if chosen.pairs[s].height == 0]
     if empty:
-        raise EmptySplitError(_empty_splits_message(empty, papers, cfg["cutoff_year"]))
-    sides = {s: assign_sides(pairs[s], papers, s, seed) for s in SPLITS}
-    del papers, pairs
-    needed = pl.concat([sides[s].select(pl.col(f"paper_{x}_arxiv_id").alias("arxiv_id")) for s in SPLITS for x in "ab"])
-    texts = pl.scan_parquet(papers_path).select("arxiv_id", *TEXT_ATTRS).join(needed.lazy(), on="arxiv_id", how="semi").collect()
+        raise EmptySplitError(_empty_splits_message(empty, chosen, cfg))
+    sides = {s: assign_sides(chosen.pairs[s], chosen.papers, s, seed) for s in SPLITS}
+    # titles and abstracts of the paired papers only, found by their row in the file (integers, no id lookup)
+    needed = np.zeros(pl.scan_parquet(papers_path).select(pl.len()).collect().item(), dtype=bool)
     for s in SPLITS:
-        write_split(sides[s], texts, s, block, outputs[s], chunk_rows)
-    stats = {"inputs": counts | more, "splits": {s: split_stats(sides[s]) for s in SPLITS}}
+        for x in "ab":
+            needed[sides[s][f"paper_{x}_file_row"].to_numpy()] = True
+    text_row = np.cumsum(needed, dtype=np.int64) - 1  # file row -> row of texts
+    texts = (pl.scan_parquet(papers_path).with_row_index("file_row")
+             .filter(pl.col("file_row").is_in(pl.Series(np.flatnonzero(needed), dtype=pl.UInt32).implode()))
+             .select(TEXT_ATTRS).collect())
+    for s in SPLITS:
+        at = {f"text_{x}": pl.Series(text_row[sides[s][f"paper_{x}_file_row"].to_numpy()]) for x in "ab"}
+        write_split(sides[s].with_columns(**at), texts, s, block, outputs[s], chunk_rows)
+    stats = {
+        "inputs": counts | chosen.counts,
+        "citation_snapshot": citation_snapshot(citations_path),
+        "duplicates": chosen.duplicates,
+        "test_id_fields": chosen.test_id_fields,
+        "splits": {s: split_stats(sides[s]) for s in SPLITS},
+    }
     for s in SPLITS:
         st = stats["splits"][s]
         log.info("%s: %d pairs, per field %s, share A %s", s, st["pairs"], st["per_field"], st["share_A"])
     return stats
 
 
-def _empty_splits_message(empty: list[str], papers: pl.DataFrame, cutoff: int) -> str:
-    """Which splits are empty and why: a period without papers (the cutoff year) or thresholds no pair meets."""
-    early = papers.filter(pl.col("year") <= cutoff).height
-    late = papers.height - early
+def _empty_splits_message(empty: list[str], chosen, cfg: dict) -> str:
+    """Which splits are empty and why: a period without papers (cutoff, until_date) or thresholds no pair meets."""
+    cutoff, c = cfg["cutoff_year"], chosen.counts
+    papers = chosen.papers
     span = f"{papers['published'].min()}..{papers['published'].max()}" if papers.height else "none"
     lines = [
-        f"no pairs for split(s) {empty}; papers with a citation count: {early} first published up to cutoff_year "
-        f"{cutoff}, {late} after it (first versions {span})"
+        f"no pairs for split(s) {empty}; papers with a citation count up to until_date {cfg['until_date']}: "
+        f"{c['papers_up_to_cutoff']} first published up to cutoff_year {cutoff} ({c['papers_held_out']} held out for "
+        f"test_id), {c['papers_after_cutoff']} after it (first versions {span})"
     ]
+    period = {"train": c["papers_up_to_cutoff"] - c["papers_held_out"], "test_id": c["papers_held_out"],
+              "test_ood": c["papers_after_cutoff"] - c["papers_after_cutoff_below_min_citations"]}
+    where = {"train": f"up to {cutoff}", "test_id": f"up to {cutoff}, held out",
+             "test_ood": f"after {cutoff} with >= {cfg['test_ood']['min_citations']} citation(s)"}
     for split in empty:
-        period = early if split == "train" else late
-        if not period:
-            when = "up to" if split == "train" else "after"
-            why = f"its period ({when} {cutoff}) holds no paper: change scijudge.pairs.cutoff_year"
+        if not period[split]:
+            fix = ("raise scijudge.pairs.test_id.held_out_share" if split == "test_id" and c["papers_up_to_cutoff"]
+                   else "change scijudge.pairs.cutoff_year (or until_date)")
+            why = f"its period ({where[split]}) holds no paper: {fix}"
         else:
-            why = f"no pair of its {period} papers meets the thresholds of {THRESHOLD_KEYS[split]}"
+            why = f"no pair of its {period[split]} papers ({where[split]}) meets the thresholds of {THRESHOLD_KEYS[split]}"
         lines.append(f"{split}: {why}")
     return "\n".join(lines)
 
@@ -320,14 +245,15 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument(f"--{s.replace('_', '-')}", required=True, help=f"output parquet of the {s} split")
     p.add_argument("--stats", required=True, help="output stats JSON")
     p.add_argument("--card", required=True, help="output dataset card (markdown)")
-    p.add_argument("--chunk-rows", type=int, default=100_000, help="rows rendered and written at a time (bounds memory)")
+    p.add_argument("--chunk-rows", type=int, default=20_000, help="rows rendered and written at a time (bounds memory)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
+    reuse_freed_memory()  # numpy temporaries by the gigabyte: see common/memory.py
     block = PairConfig.from_block(args.config_json)
     try:
         outputs = {s: getattr(args, s) for s in SPLITS}
         stats = build(args.papers, args.citations, block, args.seed, outputs, args.chunk_rows)
-    except EmptySplitError as exc:
+    except (EmptySplitError, SizeError) as exc:
         raise SystemExit(f"scijudge pairs: {exc}") from None
     write_json_atomic(args.stats, stats)
     write_text_atomic(args.card, render_card(stats, block))

@@ -12,6 +12,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
+import math
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -43,6 +46,10 @@ class GenConfig:
     dtype: str = "auto"  # auto = the checkpoint's dtype
     device: str = "auto"  # hf only: auto = cuda when available, else cpu
     chat_template_kwargs: dict = field(default_factory=dict)  # e.g. {"enable_thinking": false} for hybrid Qwen3
+    # k > 0: each Generation also carries its tokens' text and the k most likely tokens per step under the model's
+    # own distribution (raw logits, before penalties, temperature, top-k/top-p). hf keeps every step's logits of a
+    # batch until it ends: batch_size x max_new_tokens x vocabulary x 4 bytes on the device
+    top_logprobs: int = 0
     # vllm engine options
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
@@ -53,7 +60,8 @@ class GenConfig:
             raise ValueError(f"generation backend {self.backend!r} unknown; choose one of {', '.join(BACKENDS)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} unknown; choose one of {', '.join(DTYPES)}")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1 or self.batch_size < 1:
+        if (self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1 or self.batch_size < 1
+                or self.top_logprobs < 0):
             raise ValueError(f"invalid generation settings: {self}")
 
     @classmethod
@@ -75,6 +83,12 @@ class Generation:
     text: str  # the new tokens only, decoded without special tokens
     num_tokens: int  # generated tokens including the end-of-sequence token
     finished: bool  # False when max_new_tokens cut the generation off
+    # with top_logprobs > 0, one entry per generated token before the end-of-sequence token: its text
+    # ("".join(tokens) == text) and {text of each of the k most likely tokens (the chosen one always): log-probability}
+    tokens: list[str] | None = None
+    top_logprobs: list[dict[str, float]] | None = None
+    # wall time of the generate call that produced it divided by the prompts in that call; not part of the result
+    latency_s: float | None = field(default=None, compare=False)
 
 
 def require_backend(backend: str) -> None:
@@ -150,24 +164,106 @@ class HFGenerator:
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
         results: list[Generation | None] = [None] * len(prompts)
         bs = self.cfg.batch_size
+        k = self.cfg.top_logprobs
         kwargs = self._sampling_kwargs()
+        if k:
+            # generate() records each step's logits before any logits processor (repetition penalty, the sampler)
+            kwargs.update(output_logits=True, return_dict_in_generate=True)
         for b, start in enumerate(range(0, len(order), bs)):
+            started = time.perf_counter()
             idx = order[start : start + bs]
             batch = self.tokenizer.pad({"input_ids": [prompts[i] for i in idx]}, return_tensors="pt").to(self.device)
             processors = [] if self.cfg.greedy else [PerPromptSampler(self.cfg, [self.cfg.seed * 1_000_003 + i for i in idx])]
             with torch.inference_mode():
                 out = self.model.generate(**batch, **kwargs, logits_processor=processors)
-            new = out[:, batch["input_ids"].shape[1] :].tolist()
-            for i, ids in zip(idx, new):
-                results[i] = self._finish(ids)
+            sequences = out.sequences if k else out
+            new = sequences[:, batch["input_ids"].shape[1] :]
+            steps = _top_candidates(out.logits, new, k) if k else [None] * len(idx)
+            latency = (time.perf_counter() - started) / len(idx)
+            for i, ids, candidates in zip(idx, new.tolist(), steps):
+                results[i] = self._finish(ids, candidates, latency)
             log.info("hf backend: batch %d, %d/%d prompts done", b + 1, min(start + bs, len(order)), len(order))
         return results  # type: ignore[return-value]
 
-    def _finish(self, ids: list[int]) -> Generation:
+    def _finish(self, ids: list[int], candidates: list[dict[int, float]] | None, latency: float) -> Generation:
         end = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
         kept = ids if end is None else ids[:end]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        return Generation(text=text, num_tokens=len(ids) if end is None else end + 1, finished=end is not None)
+        gen = Generation(text=text, num_tokens=len(ids) if end is None else end + 1, finished=end is not None,
+                         latency_s=latency)
+        if candidates is not None:
+            gen.tokens, gen.top_logprobs = token_logprobs(self.tokenizer, kept, candidates[: len(kept)])
+        return gen
+
+
+def _top_candidates(logits, new, k: int) -> list[list[dict[int, float]]]:
+    """Per row, per step: {token id: log-probability} of the k most likely tokens and of the chosen one, from the raw
+    logits generate() returned (a tuple of (batch, vocabulary) tensors, one per step)."""
+    rows: list[list[dict[int, float]]] = [[] for _ in range(new.shape[0])]
+    for step, step_logits in enumerate(logits):
+        logprobs = step_logits.float().log_softmax(-1)
+        values, ids = logprobs.topk(min(k, logprobs.shape[-1]), dim=-1)
+        chosen = new[:, step : step + 1].to(logprobs.device)
+        chosen_values = logprobs.gather(-1, chosen)
+        for row, (v, i, c, cv) in enumerate(zip(values.tolist(), ids.tolist(), chosen.tolist(),
+                                                chosen_values.tolist())):
+            rows[row].append({**dict(zip(i, v)), c[0]: cv[0]})
+    return rows
+
+
+def token_texts(tokenizer, ids: Sequence[int]) -> list[str]:
+    """The text each token adds to the decoded output, so that ``"".join(...) == decode(ids)``. Decoding growing
+    prefixes (not tokens one by one) keeps the leading spaces SentencePiece drops at the start of a text; a character
+    whose bytes span several tokens goes to the token that completes it."""
+    pieces: list[str] = []
+    shown = ""
+    for end in range(1, len(ids) + 1):
+        prefix = tokenizer.decode(ids[:end], skip_special_tokens=True)
+        if prefix.endswith("\ufffd") and end < len(ids):
+            pieces.append("")  # an incomplete character: its remaining bytes come with the next token
+            continue
+        keep = len(os.path.commonprefix([shown, prefix]))
+        excess = len(shown) - keep  # decoding may rewrite the end of what is shown (space clean-up): take it back
+        for j in range(len(pieces) - 1, -1, -1):
+            if not excess:
+                break
+            cut = min(excess, len(pieces[j]))
+            pieces[j] = pieces[j][: len(pieces[j]) - cut]
+            excess -= cut
+        pieces.append(prefix[keep:])
+        shown = prefix
+    return pieces
+
+
+def candidate_texts(tokenizer, previous: int | None, ids: Sequence[int]) -> list[str]:
+    """The text each candidate token would add after the ``previous`` generated token: decoded behind it, so a
+    leading space is kept as a space (SentencePiece drops it from a token decoded alone)."""
+    if previous is None:
+        return tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=True)
+    before = tokenizer.decode([previous], skip_special_tokens=True)
+    after = tokenizer.batch_decode([[previous, i] for i in ids], skip_special_tokens=True)
+    return [a[len(before):] if a.startswith(before) else tokenizer.decode([i], skip_special_tokens=True)
+            for a, i in zip(after, ids)]
+
+
+def token_logprobs(tokenizer, kept: Sequence[int], candidates: Sequence[Mapping[int, float]]
+                   ) -> tuple[list[str], list[dict[str, float]]]:
+    """``Generation.tokens`` and ``.top_logprobs`` from the kept token ids and each step's {token id: logprob}.
+    Candidates with the same text (special tokens all decode to "") share one entry, their probabilities added."""
+    tops: list[dict[str, float]] = []
+    for step, options in enumerate(candidates):
+        ids = list(options)
+        top: dict[str, float] = {}
+        for text, token_id in zip(candidate_texts(tokenizer, kept[step - 1] if step else None, ids), ids):
+            lp = float(options[token_id])
+            top[text] = _logaddexp(top[text], lp) if text in top else lp
+        tops.append(top)
+    return token_texts(tokenizer, kept), tops
+
+
+def _logaddexp(a: float, b: float) -> float:
+    hi, lo = max(a, b), min(a, b)
+    return hi if lo == -math.inf else hi + math.log1p(math.exp(lo - hi))
 
 
 class PerPromptSampler:
@@ -205,6 +301,11 @@ class VLLMGenerator:
 
         self.cfg = cfg
         self.tokenizer = load_tokenizer(model_path)
+        logprob_options = {}
+        if cfg.top_logprobs:
+            # the model's own distribution, as the hf backend gives it; the engine caps the alternatives a request
+            # may ask for (max_logprobs, 20 by default)
+            logprob_options = {"logprobs_mode": "raw_logprobs", "max_logprobs": max(20, cfg.top_logprobs)}
         self.llm = LLM(
             model=model_path,
             seed=cfg.seed,
@@ -212,6 +313,7 @@ class VLLMGenerator:
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             max_model_len=cfg.max_model_len,
+            **logprob_options,
         )
         log.info("vllm backend: %s, tensor parallel %d", model_path, cfg.tensor_parallel_size)
 
@@ -228,13 +330,26 @@ class VLLMGenerator:
             max_tokens=cfg.max_new_tokens,
             repetition_penalty=cfg.repetition_penalty,
             seed=cfg.seed,  # per-request seed: outputs do not depend on how vllm batches the requests
+            logprobs=cfg.top_logprobs or None,  # per step: the k most likely tokens plus the sampled one
         )
         prompts = render_prompts(self.tokenizer, conversations, cfg.chat_template_kwargs)
+        started = time.perf_counter()
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], params)
+        latency = (time.perf_counter() - started) / max(len(prompts), 1)  # vllm schedules one batch of them all
         results = []
         for out in outputs:
             c = out.outputs[0]
-            results.append(Generation(text=c.text, num_tokens=len(c.token_ids), finished=c.finish_reason != "length"))
+            gen = Generation(text=c.text, num_tokens=len(c.token_ids), finished=c.finish_reason != "length",
+                             latency_s=latency)
+            if cfg.top_logprobs:
+                kept = list(c.token_ids)
+                if c.finish_reason == "stop" and kept and kept[-1] in self.tokenizer.all_special_ids:
+                    kept.pop()  # the end-of-sequence token, which the text leaves out
+                # c.logprobs: per step {token id: Logprob(logprob, rank, decoded_token)}; the texts are decoded here
+                # with the model's tokenizer, as for hf, so that the tokens add up to the text
+                candidates = [{tid: lp.logprob for tid, lp in step.items()} for step in c.logprobs[: len(kept)]]
+                gen.tokens, gen.top_logprobs = token_logprobs(self.tokenizer, kept, candidates)
+            results.append(gen)
         return results
 
 

@@ -9,9 +9,7 @@ reported on its own. Accuracy is given overall and per field (CS, Math, Physics,
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import zlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,6 +22,8 @@ from workflow_scripts.common.io import write_bytes_atomic, write_json_atomic, wr
 from workflow_scripts.datasets.scijudge_pairs import FIELDS
 from workflow_scripts.datasets.scijudge_prompt import render_messages, swapped_answer
 from workflow_scripts.eval.generation import GenConfig, load_generator, require_backend
+from workflow_scripts.eval.plots import png_bytes, pyplot
+from workflow_scripts.eval.stats import bootstrap_indices, interval_cell, percentile_interval, seeded_rng
 
 log = logging.getLogger(__name__)
 
@@ -172,25 +172,10 @@ def read_predictions(path: str | Path) -> pl.DataFrame:
     return score(df).sort("pair_id")  # sorted: models with the same pairs share bootstrap resamples
 
 
-def _rng(seed: int, *keys: str) -> np.random.Generator:
-    # one stream per (split, group), independent of which other groups or models exist
-    return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
-
-
 def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap means of each row of ``values`` (models x pairs), all rows resampled with the same pair indices."""
-    n = values.shape[1]
-    chunk = max(1, 2_000_000 // max(n, 1))  # bound memory: chunk x n indices at a time
-    out = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        out.append(values[:, idx].mean(axis=2))
-    return np.concatenate(out, axis=1)
-
-
-def _interval(point: float, boots: np.ndarray | None, level: float) -> dict:
-    lo, hi = (None, None) if boots is None else np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]).tolist()
-    return {"value": point, "ci_low": lo, "ci_high": hi}
+    return np.concatenate([values[:, idx].mean(axis=2) for idx in bootstrap_indices(values.shape[1], n_boot, rng)],
+                          axis=1)
 
 
 def _group_stats(frames: Mapping[str, pl.DataFrame], ref: str, keys: tuple[str, str], n_boot: int, seed: int, level):
@@ -203,11 +188,12 @@ def _group_stats(frames: Mapping[str, pl.DataFrame], ref: str, keys: tuple[str, 
     for pair_ids, labels in by_pairs.items():
         values = np.array([frames[lab]["correct"].to_numpy() for lab in labels], dtype=float)
         if n_boot and len(pair_ids):
-            for lab, b in zip(labels, _bootstrap_means(values, n_boot, _rng(seed, *keys))):
+            for lab, b in zip(labels, _bootstrap_means(values, n_boot, seeded_rng(seed, *keys))):
                 boots[lab] = b
     for label, df in frames.items():
         acc = float(df["correct"].mean()) if df.height else None
-        stats[label] = {"n": df.height, "correct": int(df["correct"].sum()), **_interval(acc, boots.get(label), level)}
+        stats[label] = {"n": df.height, "correct": int(df["correct"].sum()),
+                        **percentile_interval(acc, boots.get(label), level)}
     deltas: dict[str, dict | None] = {}
     for label, df in frames.items():
         if label == ref:
@@ -216,7 +202,7 @@ def _group_stats(frames: Mapping[str, pl.DataFrame], ref: str, keys: tuple[str, 
             deltas[label] = None  # a difference is only meaningful on the same pairs
             continue
         diff = boots[label] - boots[ref] if label in boots else None  # paired: same resampled pairs
-        deltas[label] = _interval(stats[label]["value"] - stats[ref]["value"], diff, level)
+        deltas[label] = percentile_interval(stats[label]["value"] - stats[ref]["value"], diff, level)
     return stats, deltas
 
 
@@ -288,17 +274,6 @@ def compute_metrics(
     return result
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
-
-
-def _cell(s: Mapping, signed: bool = False) -> str:
-    if s is None or s["value"] is None:
-        return "–"
-    v = f"{100 * s['value']:+.1f}" if signed else _pct(s["value"])
-    return v if s["ci_low"] is None else f"{v} [{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]"
-
-
 def _ns(entries: Sequence[Mapping]) -> str:
     ns = [e["n"] for e in entries]
     return str(ns[0]) if len(set(ns)) == 1 else "/".join(map(str, ns))
@@ -323,9 +298,9 @@ def markdown_table(metrics: Mapping) -> str:
         lines.append("|---|---:|" + "---:|" * len(labels))
         for g in proto["fields"]:
             stats = [entries[lab]["by_field"][g] for lab in labels]
-            lines.append(f"| {g} | {_ns(stats)} | " + " | ".join(_cell(s) for s in stats) + " |")
+            lines.append(f"| {g} | {_ns(stats)} | " + " | ".join(interval_cell(s) for s in stats) + " |")
         stats = [entries[lab]["overall"] for lab in labels]
-        lines.append(f"| **overall** | {_ns(stats)} | " + " | ".join(f"**{_cell(s)}**" for s in stats) + " |")
+        lines.append(f"| **overall** | {_ns(stats)} | " + " | ".join(f"**{interval_cell(s)}**" for s in stats) + " |")
         lines.append(
             "| unparseable answers (pairs) | | "
             + " | ".join(f"{e['unparseable']['answers']}/{e['unparseable']['answers_total']} "
@@ -335,7 +310,8 @@ def markdown_table(metrics: Mapping) -> str:
         if len(labels) > 1:
             lines.append(
                 f"| Δ overall vs {ref} | | "
-                + " | ".join("" if lab == ref else _cell(entries[lab]["delta_vs_reference"]["overall"], signed=True)
+                + " | ".join("" if lab == ref
+                             else interval_cell(entries[lab]["delta_vs_reference"]["overall"], signed=True)
                              for lab in labels)
                 + " |"
             )
@@ -344,11 +320,7 @@ def markdown_table(metrics: Mapping) -> str:
 
 def bar_chart(metrics: Mapping) -> bytes:
     """Grouped bars (fields + overall) per split, one bar per model, CI error bars; PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     proto = metrics["protocol"]
     labels = list(metrics["models"])
     groups = [*proto["fields"], "overall"]
@@ -377,11 +349,7 @@ def bar_chart(metrics: Mapping) -> bytes:
                      fontsize="medium")
     axes[-1, 0].legend(fontsize="small", ncol=min(5, len(labels) + 1), loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
-    buf = io.BytesIO()
-    # no software-version stamp: the same metrics give the same bytes
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 # -------------------------------------------------------------------------------------------------------------- cli

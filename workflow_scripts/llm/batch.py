@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import write_text_atomic
@@ -39,6 +40,43 @@ def read_requests(path: str | Path) -> list[tuple[object, ChatRequest]]:
             raise ValueError(f"{path}: line {number} is not a chat request ({type(exc).__name__}: {exc})") from None
         out.append((row.get("id", number), request))
     return out
+
+
+def request_lines(rows: Iterable[tuple[str, list]], params: Mapping[str, Any], top_logprobs: int | None = None) -> str:
+    """(id, messages) rows as the request lines this step reads, each checked as a request (params the client sets
+    itself, such as ``model``, are refused)."""
+    lines = []
+    for rid, messages in rows:
+        ChatRequest(messages, params, None, top_logprobs)
+        line = {"id": rid, "messages": messages, "params": dict(params)}
+        if top_logprobs:
+            line["top_logprobs"] = top_logprobs
+        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    return "".join(lines)
+
+
+def read_answer_rows(path: str | Path, expected: Iterable[str], *, complete: bool) -> dict[str, dict]:
+    """id -> answer row of an answers file this step wrote. An id twice or one not in ``expected`` means the file
+    belongs to other requests: an error naming them; with ``complete``, so does an expected id without an answer."""
+    answers: dict[str, dict] = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rid, _ = str(row["id"]), row["status"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: line {number} is not an answer row ({type(exc).__name__}: {exc})") from None
+        if rid in answers:
+            raise ValueError(f"{path}: line {number}: a second answer for {rid}")
+        answers[rid] = row
+    expected = list(expected)
+    foreign = sorted(set(answers) - set(expected))
+    missing = [k for k in expected if k not in answers] if complete else []
+    if foreign or missing:
+        raise ValueError(f"{path}: the answers are not those of these requests: {len(missing)} without an answer "
+                         f"(e.g. {missing[:5]}), {len(foreign)} answer(s) for other ids (e.g. {foreign[:5]})")
+    return answers
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Protocol
 # name -> "module:attribute"; each line registers its own stand-in here
 STAND_INS: dict[str, str] = {
     "generic": "workflow_scripts.llm.stand_in:GENERIC",
+    "reviewer_teacher": "workflow_scripts.demo.reviewer_teacher:TEACHER",
 }
 
 

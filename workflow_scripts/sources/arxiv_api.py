@@ -30,6 +30,7 @@ from workflow_scripts.sources.reader_io import (
     add_table_args,
     date_of,
     field_mapper,
+    list_pages,
     load_xml,
     lost_to_bad_pages,
     remove_stale_temp_files,
@@ -204,16 +205,6 @@ def _record(entry, field_of: FieldMapper) -> dict:
     )
 
 
-def list_feeds(dirs: list[Path]) -> list[Path]:
-    """Every *.xml under the dirs (saved pages or a snapshot's feed files), sorted per dir; hidden files skipped."""
-    out: list[Path] = []
-    for d in dirs:
-        if not Path(d).is_dir():
-            raise BadFileError(f"{d}: not a directory")
-        out.extend(p for p in sorted(Path(d).rglob("*.xml")) if not p.name.startswith("."))
-    return out
-
-
 def api_error(root) -> str | None:
     """The message of an error feed: the API answers a bad query with 200 and one entry whose id is .../api/errors#..."""
     for entry in root.iterfind("atom:entry", NS):
@@ -224,7 +215,7 @@ def api_error(root) -> str | None:
 
 def parse_feeds(dirs: list[Path], field_of: FieldMapper, bad: BadInput):
     frames, counts = [], {"pages": 0, "records": 0, "largest_page": 0}
-    for path in list_feeds(dirs):
+    for path in list_pages(dirs):
         root = load_xml(path, bad, f"{{{ATOM}}}feed")
         counts["pages"] += 1
         if root is None:
@@ -269,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("parse", help="Atom feeds -> papers parquet + rejects",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--feeds", required=True, nargs="+", type=Path,
-                   help="directories searched recursively for *.xml feeds")
+                   help="directories searched recursively for *.xml (or *.xml.gz) feeds, any name")
     add_table_args(s)
 
     args = p.parse_args(argv)

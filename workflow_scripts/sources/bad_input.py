@@ -11,9 +11,11 @@ once. Then the step fails, naming them, when quarantine is off, or when the pape
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
 import re
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -55,9 +57,20 @@ def sniff(data: bytes) -> None:
         raise UnusableFile("html", f"an HTML page{f' titled {text!r}' if text else ''}, not a response of the source")
 
 
+def read_native(path) -> bytes:
+    """A snapshot file's bytes, gunzipped when its name ends in .gz (some harvesters store responses so)."""
+    data = Path(path).read_bytes()
+    if not str(path).endswith(".gz"):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnusableFile("malformed", f"not a complete gzip file (truncated?): {exc}") from None
+
+
 def load_json_file(path, check: Callable[[object], None] | None = None) -> object:
     """One JSON file under the bad-file rules: UnusableFile when empty, HTML, not JSON or failing ``check``."""
-    data = Path(path).read_bytes()
+    data = read_native(path)
     sniff(data)
     try:
         obj = json.loads(data)

@@ -198,11 +198,21 @@ def source_module(source: str):
     return importlib.import_module(f"workflow_scripts.sources.{source}")
 
 
+RESPONSE_SUFFIXES = (".json", ".json.gz")
+
+
 def response_files(responses: Path) -> list[Path]:
-    """Every *.json response in the directory, in name order (temp files of atomic writes start with '.')."""
+    """Every *.json or *.json.gz response anywhere under the directory, whatever the rest of its name (harvests of
+    other tools), in path order (temp files of atomic writes start with '.')."""
     if not responses.is_dir():
         raise BadFileError(f"responses directory {responses} does not exist")
-    return sorted(p for p in responses.glob("*.json") if p.is_file() and not p.name.startswith("."))
+    found = (p for p in responses.rglob("*") if p.name.endswith(RESPONSE_SUFFIXES) and p.is_file())
+    return sorted((p for p in found if not p.name.startswith(".")), key=lambda p: file_key(responses, p))
+
+
+def file_key(responses: Path, path: Path) -> str:
+    """A response file as the manifest names it: its path under the directory (the harvester writes flat names)."""
+    return path.relative_to(responses).as_posix()
 
 
 def read_manifest(responses: Path) -> dict[str, dict]:
@@ -217,15 +227,16 @@ def read_manifest(responses: Path) -> dict[str, dict]:
     return listed
 
 
-def fetched_times(files: list[Path], listed: dict[str, dict]) -> tuple[dict[str, dt.datetime], int]:
-    """fetched_at per file: its manifest line, else the file's mtime (snapshots without a manifest)."""
+def fetched_times(responses: Path, files: list[Path], listed: dict[str, dict]) -> tuple[dict[str, dt.datetime], int]:
+    """fetched_at per file key: its manifest line, else the file's mtime (snapshots without a manifest)."""
     times, from_mtime = {}, []
     for path in files:
-        if path.name in listed:
-            times[path.name] = listed[path.name]["fetched_at"]
+        key = file_key(responses, path)
+        if key in listed:
+            times[key] = listed[key]["fetched_at"]
         else:
-            times[path.name] = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-            from_mtime.append(path.name)
+            times[key] = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+            from_mtime.append(key)
     if from_mtime:
         log.info("fetched_at from file mtime (no manifest line) for %d file(s), e.g. %s", len(from_mtime), from_mtime[:5])
     return times, len(from_mtime)
@@ -245,23 +256,24 @@ def parse(source: str, responses: Path, papers_path: Path, bad: BadInput) -> tup
     known = {i.lower(): i for i in papers["arxiv_id"].to_list()}
     files = response_files(responses)
     if not files:
-        log.warning("%s: no response files (*.json); every paper will be without a count", responses)
+        log.warning("%s: no response files (*.json, *.json.gz); every paper will be without a count", responses)
     listed = read_manifest(responses)
-    times, n_mtime = fetched_times(files, listed)
+    times, n_mtime = fetched_times(responses, files, listed)
     rows, unknown, bad_names, superseded, largest = [], 0, [], [], 0
     for order, path in enumerate(files):
+        key = file_key(responses, path)
         try:
             records = load_response(path, module)
         except UnusableFile as problem:
-            if listed and path.name not in listed:
+            if listed and key not in listed:
                 # the harvester saves a body before checking it and requests a refused batch again: an unlisted file
                 # is such evidence, superseded by a later file, and costs no paper
                 log.warning("%s: %s: %s; not in %s, so its batch was requested again: skipped",
                             path, problem.kind, problem.detail, MANIFEST)
-                superseded.append(path.name)
+                superseded.append(key)
                 continue
             bad.add(path, problem, raw=path.read_bytes()[:500])
-            bad_names.append(path.name)
+            bad_names.append(key)
             continue
         largest = max(largest, len(records))
         for idx, record in enumerate(records):
@@ -277,7 +289,7 @@ def parse(source: str, responses: Path, papers_path: Path, bad: BadInput) -> tup
             if arxiv_id.lower() not in known:
                 unknown += 1
                 continue
-            rows.append((known[arxiv_id.lower()], count, times[path.name]))
+            rows.append((known[arxiv_id.lower()], count, times[key]))
     frame = pl.DataFrame(rows, schema={k: CITATION_SCHEMA[k] for k in ("arxiv_id", "citation_count", "fetched_at")},
                          orient="row")
     out, duplicates = keep_latest(frame, "arxiv_id", "fetched_at", ["citation_count"])

@@ -3,8 +3,9 @@
 ``harvest`` writes every response page verbatim (native OAI-PMH XML) as DIR/page-00001.xml, page-00002.xml, ... and
 after each page the state DIR/state.json (next resumption token, counts). Killed at any point and re-run, it goes on
 from the state: a page written before its state update is simply fetched again under the same number. A local
-snapshot is just such a directory, so ``parse`` reads downloads and snapshots the same way.
-
+snapshot is just such a directory, so ``parse`` reads downloads and snapshots the same way; it also reads harvests
+made by other tools: every *.xml or *.xml.gz file under the directories, ListRecords pages and GetRecord answers
+alike (any other verb holds no records, and its file is a bad file with that reason).
 """
 
 from __future__ import annotations
@@ -204,6 +205,19 @@ def _record(rec, field_of: FieldMapper) -> dict:
     )
 
 
+RECORD_VERBS = ("ListRecords", "GetRecord")
+_ENVELOPE = {"responseDate", "request", "error"}
+
+
+def response_verb(root) -> str | None:
+    """The verb of a response: the name of its element after responseDate and request (ListRecords, GetRecord,
+    Identify, ListIdentifiers, ...)."""
+    for child in root:
+        if isinstance(child.tag, str) and etree.QName(child).localname not in _ENVELOPE:
+            return etree.QName(child).localname
+    return None
+
+
 def in_sets(set_specs: list[str], sets: list[str]) -> bool:
     """A record belongs when one of its setSpecs is a configured set or lies under one ('physics:hep-th' under
     'physics')."""
@@ -226,8 +240,14 @@ def parse_pages(dirs: list[Path], field_of: FieldMapper, bad: BadInput, sets: li
             text = f"OAI-PMH error {error.get('code')}: {(error.text or '').strip()}"
             bad.add(path, UnusableFile("error response", text), raw=etree.tostring(error, encoding="unicode"))
             continue
+        verb = response_verb(root)
+        if error is None and verb not in RECORD_VERBS:
+            what = f"an OAI-PMH {verb} response" if verb else "an OAI-PMH response without a verb element"
+            bad.add(path, UnusableFile("no records", f"{what}: only ListRecords and GetRecord responses hold records"),
+                    raw=etree.tostring(root, encoding="unicode")[:500])
+            continue
         rows = []
-        page_records = root.findall("oai:ListRecords/oai:record", NS)
+        page_records = root.findall(f"oai:{verb}/oai:record", NS) if verb else []
         counts["largest_page"] = max(counts["largest_page"], len(page_records))
         for i, rec in enumerate(page_records, 1):
             counts["records"] += 1
@@ -280,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("parse", help="pages -> papers parquet + rejects",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--pages", required=True, nargs="+", type=Path,
-                   help="directories searched recursively for page-*.xml")
+                   help="directories searched recursively for *.xml (or *.xml.gz) responses, any name")
     s.add_argument("--sets", nargs="+", metavar="SET",
                    help="keep records whose header setSpec is one of these sets or under one (physics:hep-th is "
                         "under physics); default: all")

@@ -14,7 +14,7 @@ from lxml import etree
 
 from workflow_scripts.common.cli import json_arg
 from workflow_scripts.common.io import write_json_atomic, write_parquet_atomic
-from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, sniff
+from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, read_native, sniff
 from workflow_scripts.sources.duplicates import latest_papers
 from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile
 from workflow_scripts.sources.records import FieldMapper, parse_date, records_frame
@@ -52,8 +52,9 @@ XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=
 
 def load_xml(path: Path, bad: BadInput, root_tag: str):
     """Strictly parse one XML file whose root must be ``root_tag``; None (and a bad-file reject) when it is unusable."""
-    data = Path(path).read_bytes()
+    data = b""
     try:
+        data = read_native(path)
         sniff(data)
         try:
             # from bytes, not from the path: lxml reports bad encoding bytes in a file as OSError, in bytes as syntax
@@ -70,13 +71,19 @@ def load_xml(path: Path, bad: BadInput, root_tag: str):
     return root
 
 
-def list_pages(dirs: Iterable[Path]) -> list[Path]:
-    """page-*.xml anywhere under the given dirs, sorted per dir so that the order (and dedupe ties) is fixed."""
+XML_SUFFIXES = (".xml", ".xml.gz")
+
+
+def list_pages(dirs: Iterable[Path], suffixes: tuple[str, ...] = XML_SUFFIXES) -> list[Path]:
+    """Every file named *.xml or *.xml.gz anywhere under the given dirs, whatever the rest of its name (our harvests
+    write page-NNNNN.xml, other tools other names), sorted per dir so that the order (and dedupe ties) is fixed.
+    Hidden files are skipped: atomic writes keep their temporary files hidden."""
     out: list[Path] = []
     for d in dirs:
         if not Path(d).is_dir():
             raise BadFileError(f"{d}: not a directory")
-        out.extend(sorted(Path(d).rglob("page-*.xml")))
+        found = (p for p in Path(d).rglob("*") if p.name.endswith(suffixes) and p.is_file())
+        out.extend(sorted(p for p in found if not p.name.startswith(".")))
     return out
 
 
