@@ -14,6 +14,7 @@ from workflow_scripts.common import manifest
 from workflow_scripts.common.config import ConfigError, check_config, snapshot_paths, snapshot_problems, with_defaults
 from workflow_scripts.common.config import expand_path
 from workflow_scripts.common.redact import secret_var_names
+from workflow_scripts.llm.config import endpoint_problems
 from workflow_scripts.train import hub_model
 
 # friendly messages naming the key and the allowed values first, then Snakemake's own validation filling defaults
@@ -219,6 +220,22 @@ def slurm_resources(res, nodes=1, gpus_per_node=0, training=False):
 def endpoint_resources(block, res):
     """A step calling an LLM endpoint: a `vllm` one runs its server inside the job, on the job's GPUs."""
     return slurm_resources(res, gpus_per_node=block["vllm"]["gpus"] if block["kind"] == "vllm" else 0)
+
+
+def endpoint_input(use):
+    """The input function of a step calling llm.endpoints.<use>. A vllm endpoint's model is served from the shared hub
+    cache, downloaded once on the submitting host like the base models. A block the schema accepts can still be
+    unusable (no model for vllm, an unknown stand-in): that stops the run when such a step is in the DAG, naming
+    the keys, so that a run of other targets needs no endpoint."""
+    block = config["llm"]["endpoints"][use]
+
+    def inputs(wildcards):
+        problems = endpoint_problems(use, block)
+        if problems:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        return model_input(block["model"]) if block["kind"] == "vllm" else {}
+
+    return inputs
 
 
 def endpoint_label(block):

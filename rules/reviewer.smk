@@ -3,7 +3,6 @@
 # split by paper; LoRA SFT of the base model on them; the benchmark answered by the base model, the student, the
 # teacher (the ceiling) and always-accept, scored with decision metrics and calibration.
 
-from workflow_scripts.llm.config import endpoint_problems
 
 REVM = REV["sft"]
 REV_EVAL = REV["eval"]
@@ -17,13 +16,6 @@ LLM_CACHE = config["llm"]["cache_dir"]
 # model label -> the --model argument of the generation rows; teacher and always_accept are rows of their own
 REV_MODELS = {"base": REV_BASE, "student": f"{REV_SFT_DIR}/final"}
 REV_LABELS = [*REV_MODELS, "teacher", "always_accept"]
-# a vllm teacher is served from the shared hub cache, downloaded once on the submitting host like the base models
-TEACHER_MODEL_INPUT = model_input(TEACHER["model"]) if TEACHER["kind"] == "vllm" else {}
-
-# an endpoint block the schema accepts can still be unusable (no model for vllm, an unknown stand-in): say so now
-_teacher_problems = endpoint_problems("teacher", TEACHER)
-if _teacher_problems:
-    raise ConfigError("invalid config:\n  " + "\n  ".join(_teacher_problems))
 
 
 rule tiny_gemma_model:
@@ -90,7 +82,7 @@ rule reviewer_pool:
 
 rule reviewer_teacher:
     input:
-        **TEACHER_MODEL_INPUT,
+        unpack(endpoint_input("teacher")),
         pool=rules.reviewer_pool.output.pool,
         audit=rules.reviewer_pool.output.audit,
     output:
@@ -221,7 +213,7 @@ rule reviewer_predict:
 
 rule reviewer_teacher_predict:
     input:
-        **TEACHER_MODEL_INPUT,
+        unpack(endpoint_input("teacher")),
         benchmark=rules.reviewer_pool.output.benchmark,
         audit=rules.reviewer_pool.output.audit,
     output:

@@ -88,7 +88,7 @@ def test_each_rule_finds_its_pairs_and_nothing_else():
         ("f4", "Four", None, "Trans. Mach. Learn. Res. (2022)"),
         ("f5", "Five", None, "Trans. Mach. Learn. Res. (2022)"),  # a venue, not a paper: 5 > max_papers_per_key
     ])
-    found, counts = dd.duplicate_pairs(papers, dd.DedupeConfig())
+    found, counts = dd.duplicate_pairs(papers, dd.DedupeConfig.from_block({}, 0))
     assert pairs_of(found) == {("title-exact", "a1", "a2"), ("title-near", "b1", "b2"), ("doi", "c1", "c2"),
                                ("journal-ref", "d1", "d2")}
     assert counts["pairs_by_rule"] == {"title-exact": 1, "title-near": 1, "doi": 1, "journal-ref": 1}
@@ -98,7 +98,7 @@ def test_each_rule_finds_its_pairs_and_nothing_else():
 def test_a_table_without_doi_and_journal_ref_is_checked_by_titles_only():
     papers = papers_frame([("x1", "Same title", "10.1/a", None), ("x2", "Same Title", "10.1/a", None)])
     papers = papers.drop("doi", "journal_ref")
-    found, counts = dd.duplicate_pairs(papers, dd.DedupeConfig())
+    found, counts = dd.duplicate_pairs(papers, dd.DedupeConfig.from_block({}, 0))
     assert counts["rules_checked"] == ["title-exact", "title-near"] and pairs_of(found) == {("title-exact", "x1", "x2")}
 
 
@@ -109,7 +109,7 @@ def synthetic():
 
 
 def test_planted_duplicates_are_found_and_every_near_pair_meets_the_threshold(synthetic):
-    cfg = dd.DedupeConfig(seed=5)
+    cfg = dd.DedupeConfig.from_block({}, 5)
     found, counts = dd.duplicate_pairs(synthetic, cfg)
     by_id = {r["arxiv_id"]: r for r in synthetic.iter_rows(named=True)}
     # 200 planted re-submissions, 50 of each kind; a copy's own DOI or journal ref could only add pairs
@@ -129,7 +129,7 @@ def _bigrams(title: str) -> list[str]:
 
 
 def test_result_does_not_depend_on_row_order(synthetic):
-    cfg = dd.DedupeConfig(seed=5)
+    cfg = dd.DedupeConfig.from_block({}, 5)
     first, _ = dd.duplicate_pairs(synthetic, cfg)
     again, _ = dd.duplicate_pairs(synthetic.sample(fraction=1.0, shuffle=True, seed=9), cfg)
     assert first.equals(again)

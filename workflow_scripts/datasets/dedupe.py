@@ -21,10 +21,11 @@ components, named by their smallest id. Everything is deterministic and independ
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import polars as pl
 
+from workflow_scripts.common.config import schema_defaults
 from workflow_scripts.datasets.near_titles import near_pairs, repeated
 from workflow_scripts.sources.titles import normalize_titles
 
@@ -35,24 +36,26 @@ _DOI_PREFIX = r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)"
 
 @dataclass(frozen=True)
 class DedupeConfig:
-    """The ``scijudge.pairs.dedupe`` config block (see the schema for each key); the seed is the pipeline's."""
+    """The ``scijudge.pairs.dedupe`` config block (its schema holds the defaults and what each key means) and the
+    pipeline's seed."""
 
-    title_similarity: float = 0.7
-    shingle_words: int = 2
-    bands: int = 10
-    rows_per_band: int = 3
-    common_shingle_share: float = 0.0001
-    max_bucket: int = 1000
-    max_papers_per_key: int = 4
-    seed: int = 0
+    title_similarity: float
+    shingle_words: int
+    bands: int
+    rows_per_band: int
+    common_shingle_share: float
+    max_bucket: int
+    max_papers_per_key: int
+    seed: int
 
     @classmethod
     def from_block(cls, block: dict, seed: int) -> "DedupeConfig":
-        known = {f.name for f in fields(cls)} - {"seed"}
-        unknown = sorted(set(block) - known)
+        """The block over the schema's defaults (an empty block: the defaults)."""
+        defaults = schema_defaults()["scijudge"]["pairs"]["dedupe"]
+        unknown = sorted(set(block) - set(defaults))
         if unknown:
-            raise KeyError(f"dedupe config: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**block, seed=seed)
+            raise KeyError(f"dedupe config: unknown key(s) {unknown}; allowed: {sorted(defaults)}")
+        return cls(**(defaults | block), seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------------- exact keys

@@ -79,7 +79,7 @@ def audit(splits: dict[str, str], id_columns: list[str], title_columns: list[str
             report["overlaps"].append(
                 {"splits": [a, b], "key": "id", "count": shared.height, "examples": sorted(shared["id"].to_list())[:max_examples]}
             )
-    summary, cross = cross_split_duplicates(keys, papers, dedupe or DedupeConfig())
+    summary, cross = cross_split_duplicates(keys, papers, dedupe or DedupeConfig.from_block({}, 0))
     report["duplicates"] = summary | {"cross_split_pairs": cross.to_dicts()}
     report["empty_splits"] = [name for name, k in keys.items() if k.height == 0]
     report["passed"] = not report["overlaps"] and cross.height == 0 and not report["empty_splits"]
