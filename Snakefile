@@ -20,8 +20,11 @@ include: "rules/citations.smk"
 include: "rules/quality.smk"
 include: "rules/reviews.smk"
 include: "rules/scijudge.smk"
+include: "rules/scijudge_biorxiv.smk"
+include: "rules/scijudge_iclr.smk"
 include: "rules/models.smk"
 include: "rules/scijudge_model.smk"
+include: "rules/scijudge_ood_eval.smk"
 include: "rules/reviewer.smk"
 
 
@@ -41,6 +44,7 @@ rule all:
         PAIRS_AUDIT,
         SJ_TRAINING,
         SJ_EVALUATION,
+        SJ_OOD_EVALUATION,
         DATA_QUALITY,
         REVIEW_TABLES,
         REVIEWER_DATA,
@@ -79,6 +83,11 @@ rule scijudge_eval:
     input:
         SJ_TRAINING,
         SJ_EVALUATION,
+
+
+rule scijudge_eval_ood:
+    input:
+        SJ_OOD_EVALUATION,
 
 
 rule reviews:

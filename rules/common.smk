@@ -15,7 +15,7 @@ from workflow_scripts.common.config import ConfigError, check_config, snapshot_p
 from workflow_scripts.common.config import expand_path
 from workflow_scripts.common.redact import secret_var_names
 from workflow_scripts.llm.config import endpoint_problems
-from workflow_scripts.train import hub_model
+from workflow_scripts.train import checkpoint_models, hub_model
 
 # friendly messages naming the key and the allowed values first, then Snakemake's own validation filling defaults
 check_config(config)
@@ -62,6 +62,9 @@ GRPO_DIR = f"{RESULTS}/scijudge/grpo"
 SJ_EVAL_DIR = f"{RESULTS}/scijudge/eval"
 SJ_METRICS = f"{SJ_EVAL_DIR}/metrics.json"
 SJ_TEST = [PAIRS["test_id"], PAIRS["test_ood"]]
+GRPO_CHECKPOINT_MODELS = f"{GRPO_DIR}/{checkpoint_models.PUBLISHED_DIR}"  # the model of every saved GRPO checkpoint
+SJ_CHECKPOINT_PREDICTIONS = f"{SJ_EVAL_DIR}/predictions/checkpoints"  # step-N.parquet: their evaluation
+SJ_OOD_EVAL_DIR = f"{SJ_EVAL_DIR}/ood"  # {set}/predictions/{model}.parquet, {set}/metrics.*: the extra OOD test sets
 
 ARXIV = config["arxiv"]
 CIT = config["citations"]
@@ -178,6 +181,18 @@ def model_input(path):
     if hub_model.is_hub_id(path):
         return {"model": f"{HUB_MARKERS}/{hub_model.slug(path)}.json"}
     return {}
+
+
+def sj_checkpoint_predictions():
+    """Step -> predictions of every GRPO checkpoint model scijudge_grpo published. Until that checkpoint rule has
+    run this raises Snakemake's "incomplete checkpoint", and Snakemake asks again once it has."""
+    published = checkpoints.scijudge_grpo.get().output.checkpoint_models
+    return {s: f"{SJ_CHECKPOINT_PREDICTIONS}/step-{s}.parquet" for s in checkpoint_models.steps(published)}
+
+
+def sj_ood_predictions(oodset):
+    """The predictions of every model of the SciJudge table (SJ_LABELS, scijudge_model.smk) on one extra OOD set."""
+    return [f"{SJ_OOD_EVAL_DIR}/{oodset}/predictions/{m}.parquet" for m in SJ_LABELS]
 
 
 def run_dir(results_dir):

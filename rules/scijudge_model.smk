@@ -10,9 +10,12 @@ SJ_MODELS = {"base": model_path(SJ["base_model"])}
 if SFTW["enabled"]:
     SJ_MODELS["sft"] = f"{SFTW_DIR}/final"
 # GRPO starts from the format-warmed model when the warm-up is on, else from the base model
-GRPO_START = SJ_MODELS["sft" if SFTW["enabled"] else "base"]
+GRPO_START_LABEL = "sft" if SFTW["enabled"] else "base"
+GRPO_START = SJ_MODELS[GRPO_START_LABEL]
 SJ_MODELS["grpo"] = f"{GRPO_DIR}/final"
 SJ_LABELS = [*SJ_MODELS, "baseline"]
+# accuracy against GRPO step: the model of every saved checkpoint, published by scijudge_grpo (see the rules at the end)
+SJ_CURVES = SJ_EVAL["checkpoints"]
 
 
 rule scijudge_sft_data:
@@ -24,6 +27,7 @@ rule scijudge_sft_data:
     params:
         max_pairs=opt("--max-pairs", SFTW["max_pairs"]),
         seed=config["seed"],
+        prompt=SJ["prompt"],
     log:
         f"{LOGS}/scijudge_sft_data.log",
     benchmark:
@@ -36,7 +40,7 @@ rule scijudge_sft_data:
         "../envs/data.yaml"
     shell:
         "python -m workflow_scripts.datasets.scijudge_sft --pairs {input.train} --out {output}"
-        " {params.max_pairs} --seed {params.seed} > {log} 2>&1"
+        " {params.max_pairs} --seed {params.seed} --prompt-variant {params.prompt} > {log} 2>&1"
 
 
 rule scijudge_sft_warmup:
@@ -73,7 +77,8 @@ rule scijudge_sft_warmup:
         " --config-json {params.trainer} > {log} 2>&1"
 
 
-rule scijudge_grpo:
+# a checkpoint rule: which steps it saved (the fan-out of scijudge_eval_checkpoint) is known once it has run
+checkpoint scijudge_grpo:
     input:
         **model_input(GRPO_START),
         train=PAIRS["train"],
@@ -86,12 +91,18 @@ rule scijudge_grpo:
         curves=report(
             f"{GRPO_DIR}/curves.png", caption="report/scijudge_curves.rst", category="SciJudge", subcategory="training"
         ),
+        # the mean reward of the last quarter of steps minus the first, with its bootstrap interval
+        trend=f"{GRPO_DIR}/reward_trend.json",
+        # the models kept in the run directory at each save, published (hard links) when the run ends
+        **({"checkpoint_models": directory(GRPO_CHECKPOINT_MODELS)} if SJ_CURVES["enabled"] else {}),
     params:
         run_dir=lambda w, output: run_dir(os.path.dirname(output.state)),
         publish=lambda w, output: os.path.dirname(output.state),
         model=lambda w: GRPO_START,
         launch=launch_args(GRPO["launch"]),
-        trainer=lambda w: arg(GRPO["trainer"] | {"seed": config["seed"]}),
+        # the rewards parse the answer format of the configured prompt variant
+        trainer=lambda w: arg(GRPO["trainer"] | {"seed": config["seed"], "reward_options": {"prompt": SJ["prompt"]}}),
+        keep="--keep-checkpoint-models" if SJ_CURVES["enabled"] else "",
     log:
         f"{LOGS}/scijudge_grpo.log",
     benchmark:
@@ -106,7 +117,7 @@ rule scijudge_grpo:
         f"{HUB_OFFLINE}python -m workflow_scripts.train.launch {{params.launch}}"
         " --wall-time-margin {resources.wall_time_margin_s} -- -m workflow_scripts.train.grpo"
         " --model {params.model} --train {input.train} --output-dir {params.run_dir} --publish-dir {params.publish}"
-        " --reward scijudge --config-json {params.trainer} > {log} 2>&1"
+        " --reward scijudge --config-json {params.trainer} {params.keep} > {log} 2>&1"
 
 
 rule scijudge_eval_model:
@@ -117,12 +128,13 @@ rule scijudge_eval_model:
     output:
         f"{SJ_EVAL_DIR}/predictions/{{model}}.parquet",
     params:
-        model=lambda w: SJ_MODELS[w.model],
+        # a configured model, or (scijudge_eval_checkpoint, below) a saved GRPO checkpoint's `step-N`
+        model=lambda w: SJ_MODELS.get(w.model, f"{GRPO_CHECKPOINT_MODELS}/{w.model}"),
         pairs=lambda w, input: " ".join(f"--pairs {p}" for p in input.pairs),
         # the settings that define the predictions; the batch size (speed and memory) goes as a resource, since a
         # changed param would rerun every evaluation
         gen=lambda w: arg({k: v for k, v in SJ_EVAL["generation"].items() if k != "batch_size"}),
-        prompt=lambda w: arg({k: SJ[k] for k in ("today", "system_prompt", "user_template")}),
+        prompt=lambda w: arg({k: SJ[k] for k in ("prompt", "today", "system_prompt", "user_template")}),
     log:
         f"{LOGS}/scijudge_eval_model/{{model}}.log",
     benchmark:
@@ -213,3 +225,68 @@ SJ_EVALUATION = [
     *rules.scijudge_baseline.output,
     *rules.scijudge_metrics.output,
 ]
+
+
+# ---- accuracy against GRPO step (the paper's Figure 3): every saved checkpoint evaluated like the models above
+#
+# Which checkpoints a run saves is known only once it has run (production trains one epoch: max_steps follows from
+# the pair count), hence the checkpoint rule. save_total_limit deletes old checkpoints, so the training run keeps the
+# model files of each one as it is saved (hard links, no optimizer state) in its run directory, which survives a
+# kill or preemption like the checkpoints, and publishes them when it ends (workflow_scripts.train.checkpoint_models).
+# Step 0 is the model GRPO starts from and the last step the final model: their predictions are the ones above.
+
+
+if SJ_CURVES["enabled"]:
+
+    # the same predict call as scijudge_eval_model, every param and resource included: the points of the curve and
+    # the rows of the metrics table are predicted alike
+    use rule scijudge_eval_model as scijudge_eval_checkpoint with:
+        input:
+            models=rules.scijudge_grpo.output.checkpoint_models,
+            pairs=SJ_TEST,
+            audit=PAIRS_AUDIT,
+        output:
+            f"{SJ_CHECKPOINT_PREDICTIONS}/{{model}}.parquet",
+        log:
+            f"{LOGS}/scijudge_eval_checkpoint/{{model}}.log",
+        benchmark:
+            f"{BENCH}/scijudge_eval_checkpoint/{{model}}.tsv"
+        wildcard_constraints:
+            model=r"step-\d+",
+
+    rule scijudge_checkpoint_curves:
+        input:
+            start=f"{SJ_EVAL_DIR}/predictions/{GRPO_START_LABEL}.parquet",
+            checkpoints=lambda w: sj_checkpoint_predictions().values(),
+            final=f"{SJ_EVAL_DIR}/predictions/grpo.parquet",
+            state=rules.scijudge_grpo.output.state,
+        output:
+            json=f"{SJ_EVAL_DIR}/checkpoint_curves.json",
+            md=report(f"{SJ_EVAL_DIR}/checkpoint_curves.md", caption="report/scijudge_checkpoint_table.rst",
+                      category="SciJudge", subcategory="evaluation"),
+            png=report(f"{SJ_EVAL_DIR}/checkpoint_curves.png", caption="report/scijudge_checkpoint_curves.rst",
+                       category="SciJudge", subcategory="evaluation"),
+        params:
+            checkpoints=lambda w: " ".join(f"--checkpoint {s}={p}" for s, p in sj_checkpoint_predictions().items()),
+            start_label=GRPO_START_LABEL,
+            bootstrap=SJ_EVAL["metrics"]["bootstrap"],
+            level=SJ_EVAL["metrics"]["ci_level"],
+            fields=",".join(config["fields"]),
+            seed=config["seed"],
+        log:
+            f"{LOGS}/scijudge_checkpoint_curves.log",
+        benchmark:
+            f"{BENCH}/scijudge_checkpoint_curves.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            "../envs/eval.yaml"
+        shell:
+            "python -m workflow_scripts.eval.scijudge_curves --start {input.start} --start-label {params.start_label}"
+            " {params.checkpoints} --final {input.final} --trainer-state {input.state} --out-json {output.json}"
+            " --out-md {output.md} --out-png {output.png} --bootstrap {params.bootstrap} --ci-level {params.level}"
+            " --seed {params.seed} --fields {params.fields} > {log} 2>&1"
+
+    SJ_EVALUATION += rules.scijudge_checkpoint_curves.output

@@ -1,8 +1,9 @@
-"""A loopback OpenReview API v1: the endpoints openreview-py's ``Client`` calls for a harvest, with the answers the
-real API gives (JSON errors with ``name``/``message``/``status``/``details``).
+"""A loopback OpenReview API (v1 and v2): the endpoints openreview-py's ``Client`` and ``api.OpenReviewClient`` call
+for a harvest, with the answers the real API gives (JSON errors with ``name``/``message``/``status``/``details``).
 
-- ``POST /login`` (the client logs in at its API v2 address, which ``OPENREVIEW_API_V2_URL`` points here)
-- ``GET /notes``: ``invitation``, ``details=directReplies``, ``sort=id``, ``limit``, ``after``, ``with_count``
+- ``POST /login`` (the v1 client logs in at its API v2 address, which ``OPENREVIEW_API_V2_URL`` points here)
+- ``GET /notes``: ``invitation`` (any of an API v2 note's ``invitations``), ``details=directReplies``, ``sort=id``,
+  ``limit``, ``after``, ``with_count`` / ``count``
 - ``GET /pdf?id=`` (the latest PDF) and ``GET /attachment?id=&name=`` (e.g. ``original_pdf``)
 
 Anonymous ``/notes`` requests answer 403 ``ChallengeRequiredError``; ``rate_limit_next`` makes the next request to a
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from tests.loopback import LoopbackServer, Reply, Request
+from workflow_scripts.sources.reviews import openreview
 
 TOKEN = "loopback-token-0123456789"
 USER = "reviewer@example.org"
@@ -41,10 +43,12 @@ class FakeOpenReview:
             server.route(path, self._wrap(path, handler))
 
     def load_snapshot(self, snapshot: Path) -> None:
-        """Serve the notes and PDFs of an OpenReview snapshot (e.g. the demo's)."""
-        for page in sorted(snapshot.glob("notes/*/page-*.json")):
-            body = json.loads(page.read_text())
-            self.notes.setdefault(body["invitation"], []).extend(body["notes"])
+        """Serve the notes (API v1 or v2, pages of any name and shape) and PDFs of an OpenReview snapshot (e.g. the
+        demo's)."""
+        for page in openreview.page_files(snapshot):
+            for note in openreview.page_notes(json.loads(page.read_text())):
+                for invitation in openreview.note_invitations(note):
+                    self.notes.setdefault(invitation, []).append(note)
         for pdf in sorted(snapshot.glob("pdfs/*.pdf")):
             note = next(n for notes in self.notes.values() for n in notes if n["id"] == pdf.stem)
             field = "original_pdf" if note["content"].get("original_pdf") else "pdf"

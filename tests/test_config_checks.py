@@ -65,20 +65,23 @@ def test_date_windows_do_not_end_before_they_start():
 @pytest.mark.parametrize(
     "base, overrides, cutoff, message",
     [
-        (DEMO, {}, 2019, "leaves the train split empty: train pairs come from papers first published up to 2019, "
-                         "and the papers start on 2021-01-01 (demo.start_date)"),
-        (DEMO, {}, 2025, "leaves the test splits (test_id, test_ood) empty: test pairs come from papers first "
-                         "published after 2025, and the papers end by 2025-12-31 (demo.end_date)"),
-        (DEMO, {"demo": {"end_date": "2099-12-31"}}, 2100, "leaves the test splits (test_id, test_ood) empty"),
-        (PRODUCTION, {}, 2100, "(today's date)"),
+        (DEMO, {}, 2019, "leaves the train and in-domain test splits (train, test_id) empty: they come from papers "
+                         "first published up to 2019, and the papers start on 2021-01-01 (demo.start_date)"),
+        (DEMO, {}, 2025, "leaves the temporal OOD test split (test_ood) empty: it comes from papers first published "
+                         "after 2025, and the papers end by 2025-12-07 (scijudge.pairs.until_date)"),
+        (DEMO, {"demo": {"end_date": "2024-06-30"}}, 2024, "the papers end by 2024-06-30 (demo.end_date)"),
+        (PRODUCTION, {}, 2100, "(scijudge.pairs.until_date)"),
+        (PRODUCTION, {"scijudge": {"today": "2099-01-01", "pairs": {"until_date": "2099-01-01"}}}, 2100,
+         "(today's date)"),
+        (PRODUCTION, {"scijudge": {"pairs": {"until_date": "2099-01-01"}}}, 2100, "(scijudge.today)"),
         (PRODUCTION, {"arxiv": {"readers": ["oai_pmh"], "oai_pmh": {"until_date": "2023-06-30"}}}, 2023,
          "the papers end by 2023-06-30 (arxiv.oai_pmh.until_date)"),
     ],
 )
 def test_the_cutoff_leaves_train_and_test_periods(base, overrides, cutoff, message):
-    msg = problems(base, scijudge={"pairs": {"cutoff_year": cutoff}}, **overrides)
+    msg = problems(base, **merge(copy.deepcopy(overrides), {"scijudge": {"pairs": {"cutoff_year": cutoff}}}))
     assert f"config key scijudge.pairs.cutoff_year: {cutoff} " in msg and message in msg
-    assert problems(base, scijudge={"pairs": {"cutoff_year": 2021}}, **overrides) == ""
+    assert problems(base, **merge(copy.deepcopy(overrides), {"scijudge": {"pairs": {"cutoff_year": 2021}}})) == ""
 
 
 def test_oai_from_date_does_not_bound_first_versions():
@@ -145,7 +148,7 @@ def test_the_dag_build_stops_on_config_that_passes_the_schema(tmp_path):
 
     assert "config key scijudge.today: '2025-13-45' is not a calendar date" in refused(scijudge={"today": "2025-13-45"})
     out = refused(scijudge={"pairs": {"cutoff_year": 2019}, "grpo": {"trainer": {"learning_rat": 1}}})
-    assert "config key scijudge.pairs.cutoff_year: 2019 leaves the train split empty" in out
+    assert "config key scijudge.pairs.cutoff_year: 2019 leaves the train and in-domain test splits" in out
     assert "config key scijudge.grpo.trainer.learning_rat: unknown; did you mean learning_rate?" in out
 
 

@@ -9,7 +9,7 @@ from tests.fixtures_models import SYSTEM_PROMPT, TODAY, USER_TEMPLATE, make_pair
 from workflow_scripts.eval import generation, scijudge
 from workflow_scripts.eval.generation import BackendUnavailableError, GenConfig, load_generator
 
-PROMPT = {"system_prompt": SYSTEM_PROMPT, "user_template": USER_TEMPLATE, "today": TODAY}
+PROMPT = {"prompt": "card", "system_prompt": SYSTEM_PROMPT, "user_template": USER_TEMPLATE, "today": TODAY}
 NO_VLLM = importlib.util.find_spec("vllm") is None
 
 

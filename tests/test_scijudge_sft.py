@@ -58,7 +58,7 @@ def test_rerun_is_byte_identical_and_max_pairs_is_a_nested_seeded_sample(pairs, 
     src = _write(pairs, tmp_path / "train.parquet")
     digests = []
     for k in range(2):
-        ss.main(["--pairs", src, "--out", str(tmp_path / f"all{k}.parquet"), "--seed", "3"])
+        ss.main(["--pairs", src, "--out", str(tmp_path / f"all{k}.parquet"), "--seed", "3", "--prompt-variant", "card"])
         digests.append(hashlib.sha256((tmp_path / f"all{k}.parquet").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
@@ -95,7 +95,7 @@ def test_bad_pairs_are_refused_naming_file_and_pair(pairs, change, message):
 def test_test_split_file_is_refused_by_the_cli(tmp_path):
     src = _write(make_pairs(4, seed=1, split="test_id"), tmp_path / "test_id.parquet")
     with pytest.raises(ValueError, match="only train pairs"):
-        ss.main(["--pairs", src, "--out", str(tmp_path / "out.parquet"), "--seed", "1"])
+        ss.main(["--pairs", src, "--out", str(tmp_path / "out.parquet"), "--seed", "1", "--prompt-variant", "card"])
     assert not (tmp_path / "out.parquet").exists()
 
 

@@ -24,6 +24,10 @@ DATA_TARGETS = ("audit", "pairs", "papers", "citations")
 TRAINING = ("tiny_base_model", "scijudge_sft_data", "scijudge_sft_warmup", "scijudge_grpo")
 # deterministic datasets, compared byte for byte
 COMPARED = ("results/arxiv/*.parquet", "results/scijudge/pairs/*.parquet")
+# the training jobs prove the submission path (launcher, allocation), not learning: a few steps each
+GRPO_STEPS = 2
+SHORT_TRAINING = {"sft_warmup": {"trainer": {"max_steps": 5}},
+                  "grpo": {"trainer": {"max_steps": GRPO_STEPS, "save_steps": GRPO_STEPS}}}
 
 
 @pytest.mark.slow
@@ -32,7 +36,7 @@ def test_demo_through_slurm_is_byte_identical_to_a_local_run(tmp_path_factory):
     slurm_cluster.require()
     slurm_dir, local_dir = tmp_path_factory.mktemp("slurm"), tmp_path_factory.mktemp("local")
     for d in (slurm_dir, local_dir):
-        write_config(d)
+        write_config(d, scijudge=SHORT_TRAINING)
     # side by side: the SLURM run mostly waits for status polls, so the local run costs it little
     with ThreadPoolExecutor(2) as pool:
         slurm_run = pool.submit(snakemake, slurm_dir, "--profile", str(ROOT / "profiles/ci"), *DATA_TARGETS,
@@ -66,10 +70,10 @@ def test_demo_through_slurm_is_byte_identical_to_a_local_run(tmp_path_factory):
     assert from_slurm == digests(local_dir)
     # the training job ran its steps inside the SLURM allocation, through the launcher
     state = json.loads((slurm_dir / "results/scijudge/grpo/trainer_state.json").read_text())
-    assert state["global_step"] == 4
+    assert state["global_step"] == GRPO_STEPS
 
     # a GPU job on a partition without GPUs: SLURM refuses it, and the reason lands in the rule's own log
-    cfg = write_config(slurm_dir, "gpu.yaml", scijudge={"eval": {"resources": {"mem_mb": 1000, "runtime": 10,
+    cfg = write_config(slurm_dir, "gpu.yaml", scijudge={**SHORT_TRAINING, "eval": {"resources": {"mem_mb": 1000, "runtime": 10,
                                                                                "cpus_per_task": 1, "gpus": 1}}})
     refused = snakemake(slurm_dir, "--profile", str(ROOT / "profiles/ci"), "results/scijudge/eval/predictions/base.parquet",
                         config=cfg, check=False, timeout=300)

@@ -12,6 +12,7 @@ import time
 
 import polars as pl
 import pytest
+import yaml
 
 from tests.workflow_runner import ROOT, SNAKEMAKE, planned_jobs, snakemake, write_config
 
@@ -58,6 +59,14 @@ def test_demo_trains_and_evaluates_the_scijudge_model(demo_run):
     rewards = [e["reward_std"] for e in state["log_history"] if "reward_std" in e]
     assert any(r > 0 for r in rewards), rewards
     assert (demo_run / "results/scijudge/eval/accuracy.png").stat().st_size > 10_000
+    # every saved checkpoint evaluated, between step 0 (the warm-up model) and the final model
+    save = yaml.safe_load((ROOT / "config.yaml").read_text())["scijudge"]["grpo"]["trainer"]["save_steps"]
+    last = state["global_step"]
+    curve = json.loads((demo_run / "results/scijudge/eval/checkpoint_curves.json").read_text())
+    assert [p["step"] for p in curve["points"]] == [0, *range(save, last, save), last]
+    for split in ("test_id", "test_ood"):
+        assert curve["models"][str(last)]["splits"][split]["overall"]["value"] == \
+            metrics["models"]["grpo"]["splits"][split]["overall"]["value"]
 
 
 def test_demo_runs_the_reviewer_line(demo_run):
@@ -92,7 +101,7 @@ def test_report_shows_table_chart_and_curves(demo_run):
     snakemake(demo_run, "--report", "report.html")
     html = (demo_run / "report.html").read_text(errors="replace")
     for name in ("metrics.md", "accuracy.png", "curves.png", "both A/B orders", "reliability.png", "llm_calls.md",
-                 "always-accept"):
+                 "always-accept", "checkpoint_curves.png", "accuracy against GRPO training step"):
         assert name in html, name
 
 
@@ -103,14 +112,16 @@ def test_second_run_does_nothing(demo_run):
 def test_changed_pair_threshold_reruns_only_pairs_and_what_follows(demo_run):
     cfg = write_config(demo_run, "changed.yaml", scijudge={"pairs": {"min_diff": 9}})
     jobs = planned_jobs(snakemake(demo_run, "-n", config=cfg))
+    # scijudge_eval_checkpoint joins once the retrained GRPO has said which steps it saved (a checkpoint rule)
     downstream = {"scijudge_sft_data", "scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model",
-                  "scijudge_baseline", "scijudge_metrics"}
+                  "scijudge_baseline", "scijudge_metrics", "scijudge_checkpoint_curves"}
     assert set(jobs) - {"all"} == {"scijudge_pairs", "scijudge_leakage_audit"} | downstream
 
 
 def test_changed_eval_setting_reruns_only_the_evaluation(demo_run):
     cfg = write_config(demo_run, "eval.yaml", scijudge={"eval": {"metrics": {"bootstrap": 300}}})
-    assert set(planned_jobs(snakemake(demo_run, "-n", config=cfg))) - {"all"} == {"scijudge_metrics"}
+    assert set(planned_jobs(snakemake(demo_run, "-n", config=cfg))) - {"all"} == {"scijudge_metrics",
+                                                                                 "scijudge_checkpoint_curves"}
 
 
 def test_wrong_config_value_names_the_key(tmp_path):

@@ -18,6 +18,8 @@ from typing import Any, Callable
 import jsonschema
 import yaml
 
+from workflow_scripts.datasets.scijudge_prompt import fill_prompt_texts
+
 log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config.schema.yaml"
@@ -92,6 +94,8 @@ def with_defaults(config: dict, schema: dict | None = None) -> dict:
     schema = schema or load_schema()
     filled = copy.deepcopy(config)
     _filling_validator(schema).validate(filled)
+    # a default that depends on another key (the prompt variant), which a schema default cannot express
+    fill_prompt_texts(filled["scijudge"])
     return filled
 
 
@@ -139,6 +143,10 @@ def _semantic_problems(cfg: dict[str, Any]):
     lo, hi = ood["ds_quantiles"]
     if not lo < hi:
         yield "config key scijudge.pairs.test_ood.ds_quantiles: the first quantile must be below the second"
+    unknown = sorted(set(cfg["scijudge"]["pairs"]["train_fields"] or ()) - set(cfg["fields"]))
+    if unknown:
+        yield (f"config key scijudge.pairs.train_fields: {unknown} not among the configured fields "
+               f"{sorted(cfg['fields'])}")
     yield from _job_size_problems(cfg)
     yield from _trainer_problems(cfg)
 
@@ -170,16 +178,19 @@ def _published_range(cfg: dict[str, Any]) -> tuple[tuple[str, str] | None, tuple
 
 
 def _cutoff_problems(cfg: dict[str, Any]):
-    """Train pairs come from papers first published up to the cutoff year, test pairs from later ones: both periods
-    must hold papers, or a split is empty and training or evaluation fails hours later."""
-    cutoff = cfg["scijudge"]["pairs"]["cutoff_year"]
+    """Train pairs and the in-domain test come from papers first published up to the cutoff year, the temporal OOD
+    test from papers after it and up to until_date (and the prompt's "today"): both periods must hold papers, or a
+    split is empty and training or evaluation fails hours later."""
+    pairs = cfg["scijudge"]["pairs"]
+    cutoff = pairs["cutoff_year"]
     first, last = _published_range(cfg)
+    last = min(last, (pairs["until_date"], "scijudge.pairs.until_date"), (cfg["scijudge"]["today"], "scijudge.today"))
     key = f"config key scijudge.pairs.cutoff_year: {cutoff} leaves"
     if first and cutoff < int(first[0][:4]):
-        yield (f"{key} the train split empty: train pairs come from papers first published up to {cutoff}, "
-               f"and the papers start on {first[0]} ({first[1]})")
+        yield (f"{key} the train and in-domain test splits (train, test_id) empty: they come from papers first "
+               f"published up to {cutoff}, and the papers start on {first[0]} ({first[1]})")
     if cutoff >= int(last[0][:4]):
-        yield (f"{key} the test splits (test_id, test_ood) empty: test pairs come from papers first published after "
+        yield (f"{key} the temporal OOD test split (test_ood) empty: it comes from papers first published after "
                f"{cutoff}, and the papers end by {last[0]} ({last[1]})")
 
 

@@ -31,6 +31,15 @@ def sizes_table(report: dict) -> list[str]:
     return lines
 
 
+def _train_fields_text(pairs: dict, inputs: dict) -> str:
+    fields = pairs.get("train_fields")
+    if fields is None:
+        return ""
+    return (f" **Field OOD**: train pairs of {', '.join(fields)} only (config `train_fields`), "
+            f"{inputs['train_pairs_outside_train_fields']} pair(s) of other fields left out; the tests keep every "
+            "field.")
+
+
 def render_card(stats: dict, block) -> str:
     """Markdown for ``stats`` (scijudge_pairs.build) and the config ``block`` (PairConfig) that produced them."""
     p, inputs, dup = block.pairs, stats["inputs"], stats["duplicates"]
@@ -61,7 +70,7 @@ def render_card(stats: dict, block) -> str:
         f"{block.today}; {inputs['papers_after_until_date']} later paper(s) and {inputs['papers_after_today']} "
         f"after today left out, {inputs['papers_without_citation_count']} without a citation count.",
         f"- train: papers up to {p['cutoff_year']} that are not held out, c_hi - c_lo >= {p['min_diff']} and "
-        f"(c_hi - c_lo)/c_hi >= {p['min_rel_diff']}.",
+        f"(c_hi - c_lo)/c_hi >= {p['min_rel_diff']}." + _train_fields_text(p, inputs),
         f"- test_id (in-domain): {tid['held_out_share']:.2%} of the papers up to {p['cutoff_year']} held out by a "
         f"seeded hash of the arXiv id before pairing ({inputs['papers_held_out']} papers), never in train; "
         f"c_hi - c_lo >= {tid['min_diff']} and >= {tid['min_rel_diff']}; sampled per field by a seeded hash of the "

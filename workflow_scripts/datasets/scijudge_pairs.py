@@ -229,6 +229,9 @@ def _empty_splits_message(empty: list[str], chosen, cfg: dict) -> str:
             fix = ("raise scijudge.pairs.test_id.held_out_share" if split == "test_id" and c["papers_up_to_cutoff"]
                    else "change scijudge.pairs.cutoff_year (or until_date)")
             why = f"its period ({where[split]}) holds no paper: {fix}"
+        elif split == "train" and c["train_pairs_outside_train_fields"]:
+            why = (f"its {c['train_pairs_outside_train_fields']} pair(s) are all outside scijudge.pairs.train_fields "
+                   f"{cfg['train_fields']}")
         else:
             why = f"no pair of its {period[split]} papers ({where[split]}) meets the thresholds of {THRESHOLD_KEYS[split]}"
         lines.append(f"{split}: {why}")

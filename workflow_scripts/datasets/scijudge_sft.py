@@ -2,29 +2,32 @@
 
 A policy that never writes a parseable ``<answer>X</answer>`` gets reward 0 on every GRPO sample, so GRPO has no
 signal (the from-scratch demo model is such a policy). A short supervised pass on this set teaches the output shape
-first. The completion is ``<reason>{one sentence}</reason>\\n<answer>{correct_answer}</answer>``, the sentence built
-from the two papers' dates only (never the citation counts), e.g. "Paper B is older than paper A.": short and of one
-shape on purpose, so that a tiny model learns where the tags open and close within a few dozen steps. Only pairs of
-the train split are accepted, so no test pair (nor its label) reaches training.
+first. The completion is ``<reason>{one sentence}</reason>\\n<answer>{correct_answer}</answer>`` (``<think>`` for the
+paper's prompt variant: the format of ``--prompt-variant``, as the rewards and the evaluation parse it), the sentence
+built from the two papers' dates only (never the citation counts), e.g. "Paper B is older than paper A.": short and
+of one shape on purpose, so that a tiny model learns where the tags open and close within a few dozen steps. Only
+pairs of the train split are accepted, so no test pair (nor its label) reaches training.
 
 Output columns: ``prompt`` (the pair's system + user messages, unchanged), ``completion`` (one assistant message),
 the TRL SFTTrainer conversational prompt-completion format (loss on the completion only), plus ``pair_id`` and
 ``correct_answer`` for tracing (workflow_scripts.train.sft drops them).
 
-    python -m workflow_scripts.datasets.scijudge_sft --pairs train.parquet --out sft.parquet [--max-pairs N] --seed S
+    python -m workflow_scripts.datasets.scijudge_sft --pairs train.parquet --out sft.parquet [--max-pairs N] --seed S \\
+        --prompt-variant card
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Mapping, Sequence
 
 import polars as pl
 
-from workflow_scripts.common.answers import is_well_formatted, parse_answer
+from workflow_scripts.common.answers import AnswerFormat
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import write_parquet_atomic
+from workflow_scripts.common.sampling import hash_sample
+from workflow_scripts.datasets.scijudge_prompt import VARIANTS, answer_format
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,8 @@ def reason_text(pair: Mapping) -> str:
     return f"Paper {chosen} is {when} paper {other}."
 
 
-def completion_text(pair: Mapping) -> str:
-    return f"<reason>{reason_text(pair)}</reason>\n<answer>{pair['correct_answer']}</answer>"
+def completion_text(pair: Mapping, answers: AnswerFormat = VARIANTS["card"]) -> str:
+    return answers.completion(reason_text(pair), pair["correct_answer"])
 
 
 def check_pairs(df: pl.DataFrame, path: str) -> None:
@@ -74,24 +77,19 @@ def check_pairs(df: pl.DataFrame, path: str) -> None:
         raise ValueError(f"{path}: pair_id(s) occur more than once: {dup}")
 
 
-def sample(df: pl.DataFrame, max_pairs: int | None, seed: int) -> pl.DataFrame:
-    """``max_pairs`` pairs chosen by a seeded hash of pair_id: independent of row order, nested as N grows (a larger
-    N keeps the smaller sample). Selected rows keep their file order."""
-    if max_pairs is None or max_pairs >= df.height:
-        return df
-    key = pl.Series("_key", [hashlib.sha256(f"{seed}:{p}".encode()).hexdigest() for p in df["pair_id"]])
-    return df.with_columns(key).filter(pl.col("_key").rank("ordinal") <= max_pairs).drop("_key")
-
-
-def build(df: pl.DataFrame, path: str = "<pairs>", max_pairs: int | None = None, seed: int = 0) -> pl.DataFrame:
+def build(df: pl.DataFrame, path: str = "<pairs>", max_pairs: int | None = None, seed: int = 0,
+          variant: str = "card") -> pl.DataFrame:
+    """``max_pairs`` pairs (a seeded hash sample of pair_id, file order kept), each with the completion in the answer
+    format of the prompt ``variant``."""
+    answers = answer_format(variant)
     check_pairs(df, path)
-    df = sample(df, max_pairs, seed)
+    df = hash_sample(df, max_pairs, seed=seed)
     rows = df.select(REQUIRED).to_dicts()
     completions = []
     for row in rows:
-        text = completion_text(row)
+        text = completion_text(row, answers)
         # the warm-up only helps if the rewards and the evaluation accept exactly what it teaches
-        if parse_answer(text) != row["correct_answer"] or not is_well_formatted(text):
+        if answers.parse(text) != row["correct_answer"] or not answers.is_well_formatted(text):
             raise ValueError(f"{path}: pair {row['pair_id']!r}: the built completion does not parse: {text!r}")
         completions.append([{"role": "assistant", "content": text}])
     return pl.DataFrame(
@@ -111,11 +109,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="output SFT parquet (prompt, completion, pair_id, correct_answer)")
     p.add_argument("--max-pairs", type=int, default=None, help="keep this many pairs (seeded sample); all if unset")
     p.add_argument("--seed", type=int, required=True, help="seed of the --max-pairs sample")
+    p.add_argument("--prompt-variant", required=True, choices=sorted(VARIANTS),
+                   help="the prompt variant of the pairs (config scijudge.prompt): the answer format to teach")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     if args.max_pairs is not None and args.max_pairs < 1:
         p.error("--max-pairs must be at least 1")
-    out = build(pl.read_parquet(args.pairs), args.pairs, args.max_pairs, args.seed)
+    out = build(pl.read_parquet(args.pairs), args.pairs, args.max_pairs, args.seed, args.prompt_variant)
     write_parquet_atomic(out, args.out)
     n_a = int((out["correct_answer"] == "A").sum())
     log.info("wrote %d SFT examples (%d A, %d B) to %s", out.height, n_a, out.height - n_a, args.out)

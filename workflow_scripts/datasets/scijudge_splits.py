@@ -9,6 +9,8 @@
   with at least ``test_ood.min_citations`` citations, quantiles included.
 * Duplicates (one paper under several ids, :mod:`dedupe`): inside train one paper of each group is kept (the earliest
   first version, then the smallest id); no paper of a group enters a test.
+* ``train_fields`` (field OOD, the paper's Table 5) keeps the train pairs of the listed fields only, counting the
+  others; the tests keep every field.
 """
 
 from __future__ import annotations
@@ -128,6 +130,15 @@ def _train_pool(pool: pl.DataFrame, groups: pl.DataFrame) -> tuple[pl.DataFrame,
     return pool.join(drop, on="arxiv_id", how="anti"), drop.height
 
 
+def in_fields(pairs: pl.DataFrame, papers: pl.DataFrame, fields: list[str] | None) -> tuple[pl.DataFrame, int]:
+    """The pairs whose papers are of one of ``fields`` (config ``train_fields``: field OOD), and how many were left
+    out; None keeps every pair. A pair's papers share their subcategory, hence their field."""
+    if fields is None:
+        return pairs, 0
+    keep = papers["field"].gather(pairs["hi_row"]).is_in(list(fields))
+    return pairs.filter(keep), pairs.height - int(keep.sum())
+
+
 def stratify(cand: pl.DataFrame, papers: pl.DataFrame, sizes: dict, seed: int) -> tuple[pl.DataFrame, dict]:
     """Up to ``sizes[field]`` pairs per field, chosen by a seeded hash of the pair (independent of row order and
     nested: a larger size keeps the smaller sample); and per field the target, the candidates and the pairs kept."""
@@ -187,6 +198,7 @@ def select(papers: pl.DataFrame, cfg: dict, seed: int) -> Selection:
 
     per_paper = cfg["max_pairs_per_paper"]
     train = split_half_pairs(train_pool, GROUP, Thresholds(cfg["min_diff"], cfg["min_rel_diff"]), per_paper, carry=("row",))
+    train, outside_train_fields = in_fields(train, papers, cfg.get("train_fields"))
     id_rule = Thresholds(tid["min_diff"], tid["min_rel_diff"])
     test_id_cand = split_half_pairs(held_pool, GROUP, id_rule, per_paper, carry=("row",))
     test_id, field_report = stratify(test_id_cand, papers, tid["sizes"], seed)
@@ -215,6 +227,7 @@ def select(papers: pl.DataFrame, cfg: dict, seed: int) -> Selection:
         "papers_held_out": held.height,
         "papers_after_cutoff": late.height,
         "papers_after_cutoff_below_min_citations": late.height - ood_base.height,
+        "train_pairs_outside_train_fields": outside_train_fields,
     }
     duplicates = {
         **dup_counts,

@@ -18,6 +18,7 @@ import polars as pl
 
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import atomic_path, write_parquet_atomic
+from workflow_scripts.common.sampling import hash_sample
 from workflow_scripts.eval.scijudge import ORDERS, build_predictions, load_pairs
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_df": 2,  # ignore terms in fewer documents
     "C": 1.0,  # inverse L2 regularization strength
     "max_iter": 1000,
-    "max_pairs": None,  # train on the first N pairs only (null: all)
+    "max_pairs": None,  # train on N pairs only, a hash sample of pair ids as the evaluation's (null: all)
 }
 
 
@@ -63,8 +64,7 @@ def train(pairs: pl.DataFrame, params: Mapping[str, Any] | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown baseline parameter(s) {unknown}; known: {sorted(DEFAULT_PARAMS)}")
     p = {**DEFAULT_PARAMS, **(params or {})}
-    if p["max_pairs"] is not None:
-        pairs = pairs.head(p["max_pairs"])
+    pairs = hash_sample(pairs, p["max_pairs"])  # not the first N: the pairs file is sorted by subcategory
     if pairs.height == 0:
         raise ValueError("baseline: no training pairs")
     vectorizer = TfidfVectorizer(
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     pr.add_argument("--model", required=True, help="model file written by train")
     pr.add_argument("--pairs", required=True, action="append", help="pairs parquet (repeat for several)")
     pr.add_argument("--out", required=True, help="predictions parquet (SciJudge predictions format)")
-    pr.add_argument("--max-pairs", type=int, default=None, help="first N pairs of each split only")
+    pr.add_argument("--max-pairs", type=int, default=None, help="N pairs of each split only (a fixed hash sample)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     if args.command == "train":

@@ -2,14 +2,17 @@
 
 Both backends render prompts the same way (the tokenizer's chat template with ``add_generation_prompt``, tokenized by
 the HF tokenizer of the model directory) and sample with the same knobs, so switching backend changes speed, not the
-prompt. `hf` runs anywhere (CPU included) and samples each prompt from its own seed, so its output depends on
-``seed`` but not on ``batch_size`` (a speed and memory setting only); `vllm` needs a CUDA GPU and the ``vllm`` package
-and is asked for explicitly, never substituted silently.
+prompt. Both sample each request from its own seed: derived from ``seed`` and the request's position, or given per
+request (``generate(..., seeds=)``, e.g. :func:`request_seed` of what the request is), so that the output depends on
+the seeds but not on ``batch_size`` (a speed and memory setting only) nor on which requests run together. `hf` runs
+anywhere (CPU included); `vllm` needs a CUDA GPU and the ``vllm`` package and is asked for explicitly, never
+substituted silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import logging
 import math
@@ -91,6 +94,22 @@ class Generation:
     latency_s: float | None = field(default=None, compare=False)
 
 
+def request_seed(seed: int, *keys: object) -> int:
+    """A sampling seed for one request, from the run's ``seed`` and what the request is (e.g. pair id, order, draw):
+    the same on every run and machine, whatever else is generated with it, and distinct per request (63 bits)."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *keys))).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _seeds(cfg: GenConfig, n: int, seeds: Sequence[int] | None) -> list[int]:
+    """Per-request seeds: as given, or derived from the configured seed and the request's position."""
+    if seeds is None:
+        return [cfg.seed * 1_000_003 + i for i in range(n)]
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} conversations: give one seed per conversation")
+    return list(seeds)
+
+
 def require_backend(backend: str) -> None:
     """Fail at once, naming the backend and the fix, when its package is not installed."""
     if backend == "vllm" and importlib.util.find_spec("vllm") is None:
@@ -156,10 +175,11 @@ class HFGenerator:
         kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def generate(self, conversations: Sequence[Conversation], seeds: Sequence[int] | None = None) -> list[Generation]:
         import torch
 
         prompts = render_prompts(self.tokenizer, conversations, self.cfg.chat_template_kwargs)
+        seeds = _seeds(self.cfg, len(prompts), seeds)
         # batching prompts of similar length wastes less compute on padding; the order is deterministic
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
         results: list[Generation | None] = [None] * len(prompts)
@@ -173,7 +193,7 @@ class HFGenerator:
             started = time.perf_counter()
             idx = order[start : start + bs]
             batch = self.tokenizer.pad({"input_ids": [prompts[i] for i in idx]}, return_tensors="pt").to(self.device)
-            processors = [] if self.cfg.greedy else [PerPromptSampler(self.cfg, [self.cfg.seed * 1_000_003 + i for i in idx])]
+            processors = [] if self.cfg.greedy else [PerPromptSampler(self.cfg, [seeds[i] for i in idx])]
             with torch.inference_mode():
                 out = self.model.generate(**batch, **kwargs, logits_processor=processors)
             sequences = out.sequences if k else out
@@ -317,22 +337,25 @@ class VLLMGenerator:
         )
         log.info("vllm backend: %s, tensor parallel %d", model_path, cfg.tensor_parallel_size)
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def generate(self, conversations: Sequence[Conversation], seeds: Sequence[int] | None = None) -> list[Generation]:
         from vllm import SamplingParams
 
         cfg = self.cfg
-        # a complete SamplingParams: nothing comes from the checkpoint's generation_config, as in the hf backend
-        params = SamplingParams(
-            n=1,
-            temperature=cfg.temperature,
-            top_p=1.0 if cfg.greedy else cfg.top_p,
-            top_k=-1 if cfg.greedy or not cfg.top_k else cfg.top_k,  # -1 disables top-k in every vllm version
-            max_tokens=cfg.max_new_tokens,
-            repetition_penalty=cfg.repetition_penalty,
-            seed=cfg.seed,  # per-request seed: outputs do not depend on how vllm batches the requests
-            logprobs=cfg.top_logprobs or None,  # per step: the k most likely tokens plus the sampled one
-        )
         prompts = render_prompts(self.tokenizer, conversations, cfg.chat_template_kwargs)
+        # a complete SamplingParams: nothing comes from the checkpoint's generation_config, as in the hf backend
+        params = [
+            SamplingParams(
+                n=1,
+                temperature=cfg.temperature,
+                top_p=1.0 if cfg.greedy else cfg.top_p,
+                top_k=-1 if cfg.greedy or not cfg.top_k else cfg.top_k,  # -1 disables top-k in every vllm version
+                max_tokens=cfg.max_new_tokens,
+                repetition_penalty=cfg.repetition_penalty,
+                seed=seed,  # per-request seed: outputs do not depend on how vllm batches the requests
+                logprobs=cfg.top_logprobs or None,  # per step: the k most likely tokens plus the sampled one
+            )
+            for seed in _seeds(cfg, len(prompts), seeds)
+        ]
         started = time.perf_counter()
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], params)
         latency = (time.perf_counter() - started) / max(len(prompts), 1)  # vllm schedules one batch of them all
@@ -354,7 +377,7 @@ class VLLMGenerator:
 
 
 def load_generator(model_path: str, cfg: GenConfig | Mapping[str, Any]):
-    """A loaded backend with ``.generate(conversations) -> list[Generation]``."""
+    """A loaded backend with ``.generate(conversations, seeds=None) -> list[Generation]``."""
     if not isinstance(cfg, GenConfig):
         cfg = GenConfig.from_dict(cfg)
     require_backend(cfg.backend)

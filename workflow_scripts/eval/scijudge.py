@@ -4,11 +4,15 @@ Protocol (SciJudge paper): each test pair is asked twice, as built and with the 
 flips); a pair counts as correct only when both answers are right. An unparseable answer counts as wrong and is also
 reported on its own. Accuracy is given overall and per field (CS, Math, Physics, Others), separately for the in-domain
 (test_id) and temporal out-of-distribution (test_ood) splits, for every model side by side.
+
+Decoding noise: with ``samples`` k > 1 every pair and order is sampled k times (draws), each request from its own seed
+(:func:`workflow_scripts.eval.generation.request_seed` of seed, pair, order, draw). A model's accuracy is then the mean
+over its draws; the bootstrap resamples pairs with all their draws, and the accuracies of the k draws are reported
+beside it (mean, std, min-max), so the noise of sampling answers stands apart from the noise of sampling pairs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,30 +20,37 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from workflow_scripts.common.answers import parse_answer
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic, write_text_atomic
+from workflow_scripts.common.sampling import hash_sample
 from workflow_scripts.datasets.scijudge_pairs import FIELDS
-from workflow_scripts.datasets.scijudge_prompt import render_messages, swapped_answer
-from workflow_scripts.eval.generation import GenConfig, load_generator, require_backend
+from workflow_scripts.datasets.scijudge_prompt import (
+    TEXT_KEYS, answer_format, prompt_settings, render_messages, swapped_answer,
+)
+from workflow_scripts.eval.generation import GenConfig, load_generator, request_seed, require_backend
 from workflow_scripts.eval.plots import png_bytes, pyplot
-from workflow_scripts.eval.stats import bootstrap_indices, interval_cell, percentile_interval, seeded_rng
+from workflow_scripts.eval.stats import bootstrap_indices, interval_cell, pct, percentile_interval, seeded_rng
 
 log = logging.getLogger(__name__)
 
 ORDERS = ("orig", "swap")  # as built / papers swapped
-SPLIT_TITLES = {"test_id": "in-domain (test_id)", "test_ood": "temporal OOD (test_ood)", "train": "train"}
+SPLIT_TITLES = {
+    "test_id": "in-domain (test_id)", "test_ood": "temporal OOD (test_ood)", "test_iclr": "ICLR metric OOD (test_iclr)",
+    "test_biorxiv": "bioRxiv biology OOD (test_biorxiv)", "train": "train",
+}
 PAIR_COLUMNS = [
     "pair_id", "split", "correct_answer",
     *(f"paper_{s}_{c}" for s in "ab" for c in ("title", "abstract", "date", "category", "subcategory")),
 ]
-# One row per pair; the *_orig / *_swap columns hold one A/B order each.
+# One row per pair and draw (one draw, 0, unless the evaluation samples several); the *_orig / *_swap columns hold
+# one A/B order each.
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "pair_id": pl.String,
     "split": pl.String,
     "field": pl.String,
     "subcategory": pl.String,
     "model": pl.String,
+    "draw": pl.Int32,
     **{
         f"{col}_{o}": dtype
         for o in ORDERS
@@ -76,11 +87,7 @@ def load_pairs(paths: Sequence[str | Path], max_pairs: int | None = None) -> pl.
     dup = pairs.filter(pl.col("pair_id").is_duplicated())["pair_id"].unique().sort()
     if dup.len():
         raise ValueError(f"pair_id(s) occur more than once across {list(map(str, paths))}: {dup.head(5).to_list()}")
-    if max_pairs is not None:
-        # not the first N rows: the builder writes pairs sorted by subcategory, so those would all be one field. The
-        # N smallest pair_id hashes are a stable sample (any machine, any library version), nested as N grows.
-        key = pl.Series("_key", [hashlib.sha256(p.encode()).hexdigest() for p in pairs["pair_id"]])
-        pairs = pairs.with_columns(key).filter(pl.col("_key").rank("ordinal").over("split") <= max_pairs).drop("_key")
+    pairs = hash_sample(pairs, max_pairs, over="split")  # not the first N: those would all be one field
     log.info("%d pairs: %s", pairs.height, dict(pairs.group_by("split").len().sort("split").iter_rows()))
     return pairs
 
@@ -88,21 +95,25 @@ def load_pairs(paths: Sequence[str | Path], max_pairs: int | None = None) -> pl.
 def conversations(pairs: pl.DataFrame, prompt: Mapping[str, str]) -> dict[str, list]:
     """The two conversations of every pair, rendered from the configured prompt so they differ only in order."""
     rows = pairs.to_dicts()
-    return {o: [render_messages(r, swap=(o == "swap"), **prompt) for r in rows] for o in ORDERS}
+    texts = {k: prompt[k] for k in (*TEXT_KEYS, "today")}
+    return {o: [render_messages(r, swap=(o == "swap"), **texts) for r in rows] for o in ORDERS}
 
 
 # ------------------------------------------------------------------------------------------------------ predictions
 
 
-def build_predictions(pairs: pl.DataFrame, model: str, outputs: Mapping[str, Mapping[str, Sequence]]) -> pl.DataFrame:
-    """The predictions table; ``outputs[order]`` has lists ``raw`` and ``answer`` (and optionally ``num_tokens``,
-    ``finished``) aligned with ``pairs``. Used by every model kind, LLM or baseline, so ``metrics`` reads one format."""
+def build_predictions(pairs: pl.DataFrame, model: str, outputs: Mapping[str, Mapping[str, Sequence]],
+                      draw: int = 0) -> pl.DataFrame:
+    """The predictions table of one draw; ``outputs[order]`` has lists ``raw`` and ``answer`` (and optionally
+    ``num_tokens``, ``finished``) aligned with ``pairs``. Used by every model kind, LLM or baseline, so ``metrics``
+    reads one format."""
     cols: dict[str, Any] = {
         "pair_id": pairs["pair_id"],
         "split": pairs["split"],
         "field": pairs["paper_a_category"],  # both papers of a pair share the subcategory, hence the field
         "subcategory": pairs["paper_a_subcategory"],
         "model": [model] * pairs.height,
+        "draw": [draw] * pairs.height,
     }
     for o in ORDERS:
         out = outputs[o]
@@ -132,9 +143,16 @@ def score(df: pl.DataFrame) -> pl.DataFrame:
 def predict(
     model: str, pair_paths: Sequence[str], gen: Mapping[str, Any], prompt: Mapping[str, str]
 ) -> pl.DataFrame:
+    """Predictions of ``model``: ``gen`` holds the GenConfig settings plus ``max_pairs`` (per split) and ``samples``
+    (draws per pair and order); ``prompt`` the config's PROMPT_KEYS (its variant sets the answer format parsed)."""
     gen = dict(gen)
     max_pairs = gen.pop("max_pairs", None)
+    samples = gen.pop("samples", 1)
     cfg = GenConfig.from_dict(gen)
+    if samples < 1 or (samples > 1 and cfg.greedy):
+        raise ValueError(f"generation samples {samples}: give 1, or more than 1 with a sampling temperature > 0 "
+                         f"(temperature {cfg.temperature} draws the same answer every time)")
+    answers = answer_format(prompt["prompt"])
     require_backend(cfg.backend)  # a missing backend fails before anything is read or loaded
     pairs = load_pairs(pair_paths, max_pairs)
     convs = conversations(pairs, prompt)
@@ -143,19 +161,26 @@ def predict(
     if stale:
         log.warning("%d pair(s) were built with another prompt than the configured one; asking the configured one",
                     stale)
-    log.info("generating both orders of %d pairs", pairs.height)
-    # one call for both orders: the backend batches all prompts together
-    gens = load_generator(model, cfg).generate(convs["orig"] + convs["swap"])
-    outputs = {}
-    for k, o in enumerate(ORDERS):
-        part = gens[k * pairs.height : (k + 1) * pairs.height]
-        outputs[o] = {
-            "raw": [g.text for g in part],
-            "answer": [parse_answer(g.text) for g in part],
-            "num_tokens": [g.num_tokens for g in part],
-            "finished": [g.finished for g in part],
-        }
-    return build_predictions(pairs, model, outputs)
+    log.info("generating both orders of %d pairs, %d draw(s) each", pairs.height, samples)
+    # one call for every draw and order: the backend batches all prompts together
+    requests = [(d, o, i) for d in range(samples) for o in ORDERS for i in range(pairs.height)]
+    ids = pairs["pair_id"].to_list()
+    gens = load_generator(model, cfg).generate([convs[o][i] for _, o, i in requests],
+                                               seeds=[request_seed(cfg.seed, ids[i], o, d) for d, o, i in requests])
+    frames = []
+    for d in range(samples):
+        outputs = {}
+        for k, o in enumerate(ORDERS):
+            start = (d * len(ORDERS) + k) * pairs.height
+            part = gens[start : start + pairs.height]
+            outputs[o] = {
+                "raw": [g.text for g in part],
+                "answer": [answers.parse(g.text) for g in part],
+                "num_tokens": [g.num_tokens for g in part],
+                "finished": [g.finished for g in part],
+            }
+        frames.append(build_predictions(pairs, model, outputs, draw=d))
+    return pl.concat(frames)
 
 
 # ---------------------------------------------------------------------------------------------------------- metrics
@@ -163,13 +188,42 @@ def predict(
 
 def read_predictions(path: str | Path) -> pl.DataFrame:
     df = pl.read_parquet(path)
+    if "draw" not in df.columns:  # written before evaluations drew several samples: one draw per pair
+        df = df.with_columns(pl.lit(0, pl.Int32).alias("draw"))
     missing = [c for c in PREDICTION_SCHEMA if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a SciJudge predictions file, missing column(s) {missing}")
-    dup = df.filter(pl.col("pair_id").is_duplicated())
+    count_draws(df, str(path))
+    return score(df).sort("pair_id", "draw")
+
+
+def count_draws(df: pl.DataFrame, source: str) -> int:
+    """The number of draws k of a predictions table, checked: every pair has each draw 0..k-1 exactly once, so that
+    each draw's accuracy is over the same pairs."""
+    dup = df.filter(pl.struct("pair_id", "draw").is_duplicated())
     if dup.height:
-        raise ValueError(f"{path}: pair {dup['pair_id'][0]!r} occurs more than once")
-    return score(df).sort("pair_id")  # sorted: models with the same pairs share bootstrap resamples
+        raise ValueError(f"{source}: pair {dup['pair_id'][0]!r} (draw {dup['draw'][0]}) occurs more than once")
+    k = max(df["draw"].n_unique(), 1)
+    if set(df["draw"].unique()) - set(range(k)):
+        raise ValueError(f"{source}: draws {sorted(df['draw'].unique())} are not numbered 0..{k - 1}")
+    short = df.group_by("pair_id").len().filter(pl.col("len") < k).sort("pair_id")
+    if short.height:
+        raise ValueError(f"{source}: pair {short['pair_id'][0]!r} has {short['len'][0]} of the {k} draws")
+    return k
+
+
+def _pair_scores(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per pair, sorted (models with the same pairs share bootstrap resamples): its share of right draws."""
+    return df.group_by("pair_id").agg(pl.col("correct").cast(pl.Float64).mean().alias("score")).sort("pair_id")
+
+
+def _per_draw(df: pl.DataFrame, k: int) -> dict:
+    """Each draw's accuracy on the pairs of ``df`` and their spread (sample std; none for a single draw)."""
+    if df.height == 0:
+        return {"values": [], "mean": None, "std": None, "min": None, "max": None}
+    acc = df.group_by("draw").agg(pl.col("correct").cast(pl.Float64).mean()).sort("draw")["correct"].to_numpy()
+    return {"values": acc.tolist(), "mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if k > 1 else None,
+            "min": float(acc.min()), "max": float(acc.max())}
 
 
 def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -178,27 +232,32 @@ def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
                           axis=1)
 
 
-def _group_stats(frames: Mapping[str, pl.DataFrame], ref: str, keys: tuple[str, str], n_boot: int, seed: int, level):
-    """Accuracy with CI per model on one group of pairs, and each model's paired difference to ``ref``."""
+def _group_stats(frames: Mapping[str, pl.DataFrame], draws: Mapping[str, int], ref: str, keys: tuple[str, str],
+                 n_boot: int, seed: int, level):
+    """Accuracy with CI per model on one group of pairs (mean over its ``draws``, the bootstrap resampling pairs with
+    all their draws) and the spread of its draws' accuracies, and each model's paired difference to ``ref``."""
+    scores = {label: _pair_scores(df) for label, df in frames.items()}
     stats: dict[str, dict] = {}
     by_pairs: dict[tuple, list[str]] = {}  # models that answered exactly the same pairs share resamples
-    for label, df in frames.items():
+    for label, df in scores.items():
         by_pairs.setdefault(tuple(df["pair_id"].to_list()), []).append(label)
     boots: dict[str, np.ndarray] = {}
     for pair_ids, labels in by_pairs.items():
-        values = np.array([frames[lab]["correct"].to_numpy() for lab in labels], dtype=float)
+        values = np.array([scores[lab]["score"].to_numpy() for lab in labels], dtype=float)
         if n_boot and len(pair_ids):
             for lab, b in zip(labels, _bootstrap_means(values, n_boot, seeded_rng(seed, *keys))):
                 boots[lab] = b
     for label, df in frames.items():
-        acc = float(df["correct"].mean()) if df.height else None
-        stats[label] = {"n": df.height, "correct": int(df["correct"].sum()),
-                        **percentile_interval(acc, boots.get(label), level)}
+        n = scores[label].height
+        acc = float(scores[label]["score"].mean()) if n else None
+        # correct: right pairs, counted once per draw (value = correct / (n x draws))
+        stats[label] = {"n": n, "draws": draws[label], "correct": int(df["correct"].sum()),
+                        **percentile_interval(acc, boots.get(label), level), "per_draw": _per_draw(df, draws[label])}
     deltas: dict[str, dict | None] = {}
-    for label, df in frames.items():
+    for label, df in scores.items():
         if label == ref:
             continue
-        if df.height == 0 or not df["pair_id"].equals(frames[ref]["pair_id"]):
+        if df.height == 0 or not df["pair_id"].equals(scores[ref]["pair_id"]):
             deltas[label] = None  # a difference is only meaningful on the same pairs
             continue
         diff = boots[label] - boots[ref] if label in boots else None  # paired: same resampled pairs
@@ -219,6 +278,7 @@ def compute_metrics(
     if not labels:
         raise ValueError("no predictions given")
     ref = labels[0]
+    draws = {label: count_draws(df, label) for label, df in frames.items()}
     all_splits = sorted(set().union(*(set(df["split"].unique()) for df in frames.values())))
     splits = [s for s in SPLIT_TITLES if s in all_splits] + [s for s in all_splits if s not in SPLIT_TITLES]
     present = set().union(*(set(df["field"].unique()) for df in frames.values()))
@@ -231,6 +291,8 @@ def compute_metrics(
             "pair_correct_when": "both A/B orders answered correctly",
             "unparseable": "counted as wrong, and reported separately",
             "bootstrap": {"resamples": n_boot, "seed": seed, "level": level, "unit": "pair", "method": "percentile"},
+            # k samples per pair and order: accuracy is the mean over draws, the bootstrap takes a pair with its draws
+            "draws": draws,
             "fields": groups,
             "splits": splits,
             "reference": ref,
@@ -239,14 +301,14 @@ def compute_metrics(
     }
     for split in splits:
         sub = {lab: df.filter(pl.col("split") == split) for lab, df in frames.items()}
-        overall, overall_delta = _group_stats(sub, ref, (split, "overall"), n_boot, seed, level)
+        overall, overall_delta = _group_stats(sub, draws, ref, (split, "overall"), n_boot, seed, level)
         per_field = {
-            g: _group_stats({lab: df.filter(pl.col("field") == g) for lab, df in sub.items()}, ref, (split, g), n_boot,
-                            seed, level)
+            g: _group_stats({lab: df.filter(pl.col("field") == g) for lab, df in sub.items()}, draws, ref, (split, g),
+                            n_boot, seed, level)
             for g in groups
         }
         for lab, df in sub.items():
-            n = df.height
+            n = df.height  # answered pairs, counted once per draw
             n_unparse = [int(df[f"answer_{o}"].is_null().sum()) for o in ORDERS]
             entry = {
                 "overall": overall[lab],
@@ -255,6 +317,7 @@ def compute_metrics(
                     "answers": sum(n_unparse),
                     "answers_total": 2 * n,
                     "by_order": dict(zip(ORDERS, n_unparse)),
+                    # pairs (per draw) with an unparseable answer in either order
                     "pairs": int(df.filter(pl.any_horizontal(pl.col(f"answer_{o}").is_null() for o in ORDERS)).height),
                     "rate": sum(n_unparse) / (2 * n) if n else None,
                 },
@@ -279,6 +342,16 @@ def _ns(entries: Sequence[Mapping]) -> str:
     return str(ns[0]) if len(set(ns)) == 1 else "/".join(map(str, ns))
 
 
+def _draws_cell(s: Mapping) -> str:
+    """``52.1 ± 2.3 [49.0, 54.0] (3 draws)``: the spread of a model's draws; one draw has none."""
+    d = s["per_draw"]
+    if d["mean"] is None:
+        return "–"
+    if s["draws"] == 1:
+        return f"{pct(d['mean'])} (1 draw)"
+    return f"{pct(d['mean'])} ± {100 * d['std']:.1f} [{pct(d['min'])}, {pct(d['max'])}] ({s['draws']} draws)"
+
+
 def markdown_table(metrics: Mapping) -> str:
     proto = metrics["protocol"]
     labels = list(metrics["models"])
@@ -291,6 +364,10 @@ def markdown_table(metrics: Mapping) -> str:
         f"{boot['resamples']} resamples of pairs, seed {boot['seed']}]. Unparseable answers count as wrong. "
         "n: pairs (per model, in column order, where the models saw different pairs).",
     ]
+    if any(k > 1 for k in proto["draws"].values()):
+        lines[-1] += (" Draws: each pair and order sampled k times; the accuracy is the mean over the k draws (the "
+                      "bootstrap resamples pairs with all their draws), and the row per draw gives the k draws' "
+                      "accuracies: mean ± std [min, max].")
     for split in proto["splits"]:
         entries = {lab: metrics["models"][lab]["splits"][split] for lab in labels}
         lines += ["", f"## {SPLIT_TITLES.get(split, split)}", ""]
@@ -301,6 +378,8 @@ def markdown_table(metrics: Mapping) -> str:
             lines.append(f"| {g} | {_ns(stats)} | " + " | ".join(interval_cell(s) for s in stats) + " |")
         stats = [entries[lab]["overall"] for lab in labels]
         lines.append(f"| **overall** | {_ns(stats)} | " + " | ".join(f"**{interval_cell(s)}**" for s in stats) + " |")
+        if any(s["draws"] > 1 for s in stats):
+            lines.append("| overall per draw | | " + " | ".join(_draws_cell(s) for s in stats) + " |")
         lines.append(
             "| unparseable answers (pairs) | | "
             + " | ".join(f"{e['unparseable']['answers']}/{e['unparseable']['answers_total']} "
@@ -364,12 +443,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     pr.add_argument("--pairs", required=True, action="append", help="pairs parquet (repeat for several)")
     pr.add_argument("--out", required=True, help="predictions parquet")
     pr.add_argument("--gen-json", type=json_arg, default={},
-                    help="generation settings (workflow_scripts.eval.generation.GenConfig) plus max_pairs per split")
+                    help="generation settings (workflow_scripts.eval.generation.GenConfig) plus max_pairs per split "
+                         "and samples (draws per pair and order)")
     pr.add_argument("--batch-size", type=int, default=None,
                     help="prompts per generate() call (overrides --gen-json): speed and memory, apart from the "
                          "settings that define the predictions")
     pr.add_argument("--prompt-json", type=json_arg, required=True,
-                    help='{"system_prompt": ..., "user_template": ..., "today": ...} as in config scijudge')
+                    help='{"prompt": "card" | "paper", "system_prompt": ..., "user_template": ..., "today": ...} as in '
+                         "config scijudge (the variant sets the answer format parsed)")
     me = sub.add_parser("metrics", formatter_class=p.formatter_class,
                         help="accuracy tables and chart from one or more predictions files")
     me.add_argument("--predictions", required=True, action="append", help="predictions parquet (repeat per model)")
@@ -385,10 +466,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     if args.command == "predict":
-        keys = ("system_prompt", "user_template", "today")
-        if not isinstance(args.prompt_json, dict) or any(k not in args.prompt_json for k in keys):
-            raise SystemExit(f"--prompt-json must be an object with the keys {list(keys)}")
-        prompt = {k: args.prompt_json[k] for k in keys}
+        try:
+            prompt = prompt_settings(args.prompt_json, "--prompt-json")
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
         gen = args.gen_json if args.batch_size is None else {**args.gen_json, "batch_size": args.batch_size}
         df = predict(args.model, args.pairs, gen, prompt)
         write_parquet_atomic(df, args.out)

@@ -7,8 +7,10 @@ into a new file, so a kill costs at most one batch and loses nothing.
 
 Parse (``citations parse``) reads such a directory, or any directory of native responses (local-snapshot mode), into
 ``citations.parquet``: one row per paper with a count, the latest fetch winning when a paper was seen twice (the
-shared duplicate rule, duplicates.py). A response file that is empty, truncated, an HTML or error page or the other
-source's is a bad file (bad_input.py); the papers it held are counted as lost, exactly when the manifest lists them.
+shared duplicate rule, duplicates.py). Papers are named by arXiv id (``--id-kind arxiv``, the default) or by DOI
+(``--id-kind doi``, e.g. bioRxiv preprints); the id kind picks the column of both tables (:data:`ID_KINDS`). A
+response file that is empty, truncated, an HTML or error page or the other source's is a bad file (bad_input.py);
+the papers it held are counted as lost, exactly when the manifest lists them.
 
     python -m workflow_scripts.sources.citations parse --source semantic_scholar --responses DIR \
         --papers papers.parquet --out citations.parquet --report report.json --rejects rejects.jsonl
@@ -24,8 +26,9 @@ import logging
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import polars as pl
 from tqdm import tqdm
@@ -40,6 +43,7 @@ from workflow_scripts.common.io import (
     write_parquet_atomic,
 )
 from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, load_json_file
+from workflow_scripts.sources.doi import normalize_doi
 from workflow_scripts.sources.duplicates import keep_latest
 from workflow_scripts.sources.errors import BadFileError, RecordError, UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
@@ -49,13 +53,27 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
 SOURCES = ("semantic_scholar", "openalex")
-CITATION_SCHEMA = {
-    "arxiv_id": pl.String,
-    "citation_count": pl.Int64,
-    "source": pl.String,
-    "fetched_at": pl.Datetime("us", "UTC"),
-}
 MISSING_SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class IdKind:
+    """How a harvest names its papers: the id column of papers.parquet (and of citations.parquet), and the normal
+    form by which papers and response records are matched (RecordError for a bad id)."""
+
+    column: str
+    normalize: Callable[[str], str]
+
+
+ID_KINDS = {"arxiv": IdKind("arxiv_id", versionless_id), "doi": IdKind("doi", normalize_doi)}
+
+
+def citation_schema(id_kind: str = "arxiv") -> dict[str, pl.DataType]:
+    return {ID_KINDS[id_kind].column: pl.String, "citation_count": pl.Int64, "source": pl.String,
+            "fetched_at": pl.Datetime("us", "UTC")}
+
+
+CITATION_SCHEMA = citation_schema()
 
 
 def utc_now() -> str:
@@ -75,6 +93,7 @@ class BatchFetcher:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
+        self.id_kind = args.id_kind
         # the key is read here and only handed to the HTTP layer; it never reaches a log line or a file
         self.api_key = (os.environ.get(args.api_key_env) or None) if args.api_key_env else None
 
@@ -98,7 +117,8 @@ class BatchFetcher:
         a = self.args
         out = Path(a.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        ids = sorted(set(pl.scan_parquet(a.papers).select("arxiv_id").collect()["arxiv_id"].drop_nulls().to_list()))
+        column = ID_KINDS[self.id_kind].column
+        ids = sorted(set(pl.scan_parquet(a.papers).select(column).collect()[column].drop_nulls().to_list()))
         manifest = read_jsonl_tolerant(out / MANIFEST)
         done = {i for row in manifest for i in row["ids"]}
         todo = [i for i in ids if i not in done]
@@ -156,7 +176,9 @@ def fetch_main(fetcher_cls: type[BatchFetcher], description: str, argv: list[str
     p = parser(description)
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fetch", help="harvest counts for papers.parquet", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    f.add_argument("--papers", required=True, help="papers.parquet (column arxiv_id, versionless)")
+    f.add_argument("--papers", required=True,
+                   help="papers.parquet (column arxiv_id, versionless; doi with --id-kind doi)")
+    add_id_kind_arg(f)
     f.add_argument("--out-dir", required=True, help="raw responses + manifest.jsonl; kept across kills")
     f.add_argument("--base-url", default=defaults["base_url"])
     f.add_argument("--batch-size", type=int, default=defaults["batch_size"], help=f"ids per request, 1..{fetcher_cls.max_batch}")
@@ -188,7 +210,13 @@ def fetch_main(fetcher_cls: type[BatchFetcher], description: str, argv: list[str
 
 # Each source module provides, for parse:
 #   records(obj) -> list: the paper records of one parsed response (UnusableFile if it is not that source's)
-#   id_and_count(record) -> (raw arXiv id, count): either may be None; RecordError for a record of the wrong shape
+#   id_and_count(record, id_kind) -> (raw id, count): either may be None; RecordError for a record of the wrong shape
+#   ALIGNED: whether a response lists one record per requested id, in request order (null where none was found)
+
+
+def add_id_kind_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--id-kind", choices=sorted(ID_KINDS), default="arxiv",
+                   help="how papers are named: versionless arXiv ids (column arxiv_id) or DOIs (column doi)")
 
 
 def source_module(source: str):
@@ -248,18 +276,21 @@ def load_response(path: Path, module) -> list:
     return module.records(load_json_file(path))
 
 
-def parse(source: str, responses: Path, papers_path: Path, bad: BadInput) -> tuple[pl.DataFrame, dict]:
+def parse(source: str, responses: Path, papers_path: Path, bad: BadInput,
+          id_kind: str = "arxiv") -> tuple[pl.DataFrame, dict]:
     module = source_module(source)
+    kind, column = ID_KINDS[id_kind], ID_KINDS[id_kind].column
     rejects = bad.rejects
-    papers = pl.scan_parquet(papers_path).select("arxiv_id", "published").unique("arxiv_id").collect()
-    # arXiv ids are matched case-insensitively: OpenAlex lowercases DOIs ('math.AG/...' -> 'math.ag/...')
-    known = {i.lower(): i for i in papers["arxiv_id"].to_list()}
+    papers = pl.scan_parquet(papers_path).select(column, "published").unique(column).collect()
+    # ids are matched case-insensitively: OpenAlex lowercases DOIs ('math.AG/...' -> 'math.ag/...'), and DOIs are
+    # case-insensitive names
+    known = {i.lower(): i for i in papers[column].to_list()}
     files = response_files(responses)
     if not files:
         log.warning("%s: no response files (*.json, *.json.gz); every paper will be without a count", responses)
     listed = read_manifest(responses)
     times, n_mtime = fetched_times(responses, files, listed)
-    rows, unknown, bad_names, superseded, largest = [], 0, [], [], 0
+    rows, unknown, bad_names, superseded, largest, renamed = [], 0, [], [], 0, 0
     for order, path in enumerate(files):
         key = file_key(responses, path)
         try:
@@ -276,26 +307,33 @@ def parse(source: str, responses: Path, papers_path: Path, bad: BadInput) -> tup
             bad_names.append(key)
             continue
         largest = max(largest, len(records))
+        requested = aligned_ids(module, listed.get(key), records)
         for idx, record in enumerate(records):
             if record is None:  # S2 answers null for a paper it does not know: no count, nothing wrong
                 continue
             try:
-                raw_id, count = module.id_and_count(record)
-                arxiv_id = _record_id(raw_id)
+                raw_id, count = module.id_and_count(record, id_kind)
+                if requested is not None:
+                    renamed += not _same_id(raw_id, requested[idx], kind)
+                    raw_id = requested[idx]
+                paper_id = _record_id(raw_id, kind)
                 count = _record_count(count)
             except RecordError as exc:
                 rejects.add(path, idx, str(exc), raw=record)
                 continue
-            if arxiv_id.lower() not in known:
+            if paper_id.lower() not in known:
                 unknown += 1
                 continue
-            rows.append((known[arxiv_id.lower()], count, times[key]))
-    frame = pl.DataFrame(rows, schema={k: CITATION_SCHEMA[k] for k in ("arxiv_id", "citation_count", "fetched_at")},
-                         orient="row")
-    out, duplicates = keep_latest(frame, "arxiv_id", "fetched_at", ["citation_count"])
-    out = out.with_columns(source=pl.lit(source)).select(list(CITATION_SCHEMA)).cast(CITATION_SCHEMA)
-    counted = set(out["arxiv_id"].to_list())
-    missing = missing_report(papers, counted)
+            rows.append((known[paper_id.lower()], count, times[key]))
+    if renamed:
+        log.info("%d record(s) of request-aligned responses name another id than the one requested (e.g. a preprint "
+                 "merged with its journal version): counted for the requested paper", renamed)
+    schema = citation_schema(id_kind)
+    frame = pl.DataFrame(rows, schema={k: schema[k] for k in (column, "citation_count", "fetched_at")}, orient="row")
+    out, duplicates = keep_latest(frame, column, "fetched_at", ["citation_count"])
+    out = out.with_columns(source=pl.lit(source)).select(list(schema)).cast(schema)
+    counted = set(out[column].to_list())
+    missing = missing_report(papers.rename({column: "id"}), counted)
     lost, estimated = lost_to_bad_files(bad_names, listed, known, counted, largest, missing["without_count"])
     report = {
         "source": source,
@@ -336,13 +374,31 @@ def lost_to_bad_files(bad_names: list[str], listed: dict[str, dict], known: dict
     return lost + min(unlisted * largest, without_count - lost), True
 
 
-def _record_id(raw_id: Any) -> str:
+def aligned_ids(module, listed: dict | None, records: list) -> list[str] | None:
+    """The requested ids of a response that answers them one by one in request order (Semantic Scholar's batch), when
+    the manifest lists its file and the lengths agree; else None and each record names its paper itself.
+
+    The request is the better name: Semantic Scholar merges a bioRxiv preprint with its journal version and then
+    reports the journal's DOI for the preprint's DOI that was asked for."""
+    if not module.ALIGNED or listed is None or len(listed["ids"]) != len(records):
+        return None
+    return listed["ids"]
+
+
+def _same_id(raw_id: Any, wanted: str, kind: IdKind) -> bool:
+    try:
+        return _record_id(raw_id, kind).lower() == kind.normalize(wanted).lower()
+    except RecordError:
+        return False
+
+
+def _record_id(raw_id: Any, kind: IdKind) -> str:
     if raw_id is None or raw_id == "":
         raise RecordError("missing id")
     if not isinstance(raw_id, str):
         raise RecordError(f"bad id: {raw_id!r}")
     try:
-        return versionless_id(raw_id)
+        return kind.normalize(raw_id)
     except RecordError as exc:
         raise RecordError(f"bad id: {exc}") from None
 
@@ -356,12 +412,13 @@ def _record_count(count: Any) -> int:
 
 
 def missing_report(papers: pl.DataFrame, counted: set[str]) -> dict:
-    """How many papers got no count, a sample of their ids, and the missing share per year of first version."""
+    """How many papers (id, published) got no count, a sample of their ids, and the missing share per year of first
+    version."""
     flagged = papers.with_columns(
-        missing=~pl.col("arxiv_id").is_in(list(counted)),
+        missing=~pl.col("id").is_in(list(counted)),
         year=pl.col("published").dt.year().cast(pl.String).fill_null("unknown"),
     )
-    missing = flagged.filter("missing")["arxiv_id"].sort().to_list()
+    missing = flagged.filter("missing")["id"].sort().to_list()
     per_year = flagged.group_by("year").agg(papers=pl.len(), missing=pl.col("missing").sum()).sort("year")
     if missing:
         log.warning("%d of %d paper(s) without a citation count, e.g. %s", len(missing), papers.height, missing[:5])
@@ -383,7 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     c = sub.add_parser("parse", help="responses directory -> citations.parquet", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("--source", required=True, choices=SOURCES)
     c.add_argument("--responses", required=True, help="directory of native responses (a harvest dir or a snapshot)")
-    c.add_argument("--papers", required=True, help="papers.parquet (arxiv_id, published)")
+    c.add_argument("--papers", required=True, help="papers.parquet (arxiv_id or doi, published)")
+    add_id_kind_arg(c)
     c.add_argument("--out", required=True, help="citations.parquet")
     c.add_argument("--report", required=True, help="JSON report")
     c.add_argument("--rejects", required=True, help="rejected files and records, JSON lines")
@@ -391,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     bad = BadInput.from_args(args, Rejects())
-    out, report = parse(args.source, Path(args.responses), Path(args.papers), bad)
+    out, report = parse(args.source, Path(args.responses), Path(args.papers), bad, args.id_kind)
 
     def write_outputs():
         write_parquet_atomic(out, args.out)

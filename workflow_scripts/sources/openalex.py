@@ -1,10 +1,10 @@
-"""OpenAlex citation counts: GET /works filtered by the arXiv DOIs (10.48550/arXiv.<id>) of up to 100 papers per call.
+"""OpenAlex citation counts: GET /works filtered by the DOIs of up to 100 papers per call (arXiv: 10.48550/arXiv.<id>).
 
     python -m workflow_scripts.sources.openalex fetch --papers papers.parquet --out-dir DIR [--done FILE]
 
 OpenAlex answers {"meta": {"count": ...}, "results": [...]} with DOIs lowercased as URLs
-("https://doi.org/10.48550/arxiv.2101.00001"). Resume, file layout and the manifest are those of
-:class:`workflow_scripts.sources.citations.BatchFetcher`.
+("https://doi.org/10.48550/arxiv.2101.00001"). With ``--id-kind doi`` the papers' own DOIs are the filter. Resume,
+file layout and the manifest are those of :class:`workflow_scripts.sources.citations.BatchFetcher`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 from workflow_scripts.sources.bad_input import error_answer
 from workflow_scripts.sources.citations import BatchFetcher, checked_json, fetch_main
+from workflow_scripts.sources.doi import strip_doi_url
 from workflow_scripts.sources.errors import RecordError, UnusableFile
 from workflow_scripts.sources.http import HarvestError, PoliteClient
 
@@ -26,12 +27,14 @@ DEFAULTS = {
 }
 SELECT = "id,doi,cited_by_count,publication_date,ids"
 ARXIV_DOI_PREFIX = "10.48550/arxiv."
-DOI_URL_PREFIXES = ("https://doi.org/", "http://doi.org/", "doi:")
+ALIGNED = False  # only the works found, in OpenAlex's order
+DOI_PREFIX = {"arxiv": ARXIV_DOI_PREFIX, "doi": ""}  # paper id -> its DOI, per id kind
 
 
-def doi_filter(ids: list[str]) -> str:
-    # OR within one filter is '|'; arXiv ids never contain '|' or ',' (old-style ids keep their '/')
-    return "doi:" + "|".join(ARXIV_DOI_PREFIX + i for i in ids)
+def doi_filter(ids: list[str], id_kind: str = "arxiv") -> str:
+    # OR within one filter is '|'; arXiv ids never contain '|' or ',' (old-style ids keep their '/'), nor do the
+    # DOIs of bioRxiv (10.1101/2023.01.02.522333)
+    return "doi:" + "|".join(DOI_PREFIX[id_kind] + i for i in ids)
 
 
 class OpenAlexFetcher(BatchFetcher):
@@ -42,7 +45,7 @@ class OpenAlexFetcher(BatchFetcher):
     def responses(self, client: PoliteClient, ids: list[str]) -> Iterator[bytes]:
         url = f"{self.args.base_url.rstrip('/')}/works"
         # the key travels in the query only (params=, not the url string): PoliteClient logs and errors show `url`
-        params = {"filter": doi_filter(ids), "per-page": str(self.args.batch_size), "select": SELECT}
+        params = {"filter": doi_filter(ids, self.id_kind), "per-page": str(self.args.batch_size), "select": SELECT}
         if self.api_key:
             params["api_key"] = self.api_key
         mailto = os.environ.get(self.args.mailto_env) if self.args.mailto_env else None
@@ -76,21 +79,21 @@ def records(obj: Any) -> list:
 
 def arxiv_id_of_doi(doi: str) -> str | None:
     """'https://doi.org/10.48550/arxiv.hep-th/9901001' -> 'hep-th/9901001' (lowercased; mapped back by the caller)."""
-    text = doi.strip().lower()
-    for prefix in DOI_URL_PREFIXES:
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-            break
+    text = strip_doi_url(doi)
     return text[len(ARXIV_DOI_PREFIX) :] if text.startswith(ARXIV_DOI_PREFIX) else None
 
 
-def id_and_count(record: Any) -> tuple[Any, Any]:
+def id_and_count(record: Any, id_kind: str = "arxiv") -> tuple[Any, Any]:
     if not isinstance(record, dict):
         raise RecordError(f"malformed record: expected an object, got {type(record).__name__}")
     doi = record.get("doi")
     if doi is None:
         return None, record.get("cited_by_count")
-    if not isinstance(doi, str) or arxiv_id_of_doi(doi) is None:
+    if not isinstance(doi, str):
+        raise RecordError(f"bad id: {doi!r}")
+    if id_kind == "doi":
+        return strip_doi_url(doi), record.get("cited_by_count")
+    if arxiv_id_of_doi(doi) is None:
         raise RecordError(f"bad id: not an arXiv DOI: {doi!r}")
     return arxiv_id_of_doi(doi), record.get("cited_by_count")
 

@@ -1,9 +1,10 @@
-"""Semantic Scholar citation counts: POST /paper/batch with up to 500 arXiv ids per call, raw responses kept on disk.
+"""Semantic Scholar citation counts: POST /paper/batch with up to 500 arXiv ids (or DOIs) per call, raw responses kept.
 
     python -m workflow_scripts.sources.semantic_scholar fetch --papers papers.parquet --out-dir DIR [--done FILE]
 
-The response is a JSON array aligned with the request, null for papers Semantic Scholar does not know. Resume, file
-layout and the manifest are those of :class:`workflow_scripts.sources.citations.BatchFetcher`.
+The response is a JSON array aligned with the request, null for papers Semantic Scholar does not know. Papers are
+asked for as "ARXIV:<id>" or, with ``--id-kind doi``, "DOI:<doi>". Resume, file layout and the manifest are those of
+:class:`workflow_scripts.sources.citations.BatchFetcher`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ DEFAULTS = {
     "api_key_env": "S2_API_KEY",
     "min_interval_s": 1.0,
 }
+ALIGNED = True  # one entry per requested id, in request order
+REQUEST_PREFIX = {"arxiv": "ARXIV:", "doi": "DOI:"}  # the batch endpoint's id forms, per id kind
+EXTERNAL_ID = {"arxiv": "ArXiv", "doi": "DOI"}  # where a record names the paper, per id kind
 
 
 class SemanticScholarFetcher(BatchFetcher):
@@ -34,7 +38,8 @@ class SemanticScholarFetcher(BatchFetcher):
 
     def responses(self, client: PoliteClient, ids: list[str]) -> Iterator[bytes]:
         url = f"{self.args.base_url.rstrip('/')}/paper/batch"
-        resp = client.post(url, params={"fields": self.args.fields}, json={"ids": [f"ARXIV:{i}" for i in ids]})
+        asked = [REQUEST_PREFIX[self.id_kind] + i for i in ids]
+        resp = client.post(url, params={"fields": self.args.fields}, json={"ids": asked})
         yield resp.content
         body = checked_json(resp.content, f"POST {url}")
         if not isinstance(body, list) or len(body) != len(ids):
@@ -52,13 +57,13 @@ def records(obj: Any) -> list:
     raise UnusableFile("malformed", f"expected a JSON array, got {type(obj).__name__}")
 
 
-def id_and_count(record: Any) -> tuple[Any, Any]:
+def id_and_count(record: Any, id_kind: str = "arxiv") -> tuple[Any, Any]:
     if not isinstance(record, dict):
         raise RecordError(f"malformed record: expected an object, got {type(record).__name__}")
     external = record.get("externalIds") or {}
     if not isinstance(external, dict):
         raise RecordError("malformed record: externalIds is not an object")
-    return external.get("ArXiv"), record.get("citationCount")
+    return external.get(EXTERNAL_ID[id_kind]), record.get("citationCount")
 
 
 def main(argv: list[str] | None = None) -> int:

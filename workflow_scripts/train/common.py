@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence
 
 from trl import ModelConfig
 
+from workflow_scripts.train import checkpoint_models
+
 log = logging.getLogger(__name__)
 _USER_TENSORBOARD_DIR = os.environ.get("TENSORBOARD_LOGGING_DIR")
 
@@ -182,15 +184,13 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
-# what a checkpoint holds beyond what save_model writes: the state to resume training from
-_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "trainer_state.json", "latest",
-                "global_step*", "zero_to_fp32.py")
-
-
 def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs,
-        publish_dir: str | os.PathLike | None = None) -> Path:
+        publish_dir: str | os.PathLike | None = None, keep_checkpoint_models: bool = False) -> Path:
     """Train (resuming from the newest checkpoint in ``output_dir``), then save state, final model and curves into
     ``publish_dir`` (default: ``output_dir``; elsewhere when the run directory lives on scratch).
+
+    ``keep_checkpoint_models``: the model of every saved checkpoint is kept and published to
+    ``checkpoint_models/step-N`` for evaluation (workflow_scripts.train.checkpoint_models).
 
     A checkpoint already at the budget is finalized as it is (the Trainer would otherwise train one more step on
     resume), so a rerun of a finished run reproduces its model. ``final/`` holds what the trainer saves (full
@@ -210,6 +210,10 @@ def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs,
     publish = Path(publish_dir or output_dir)
     stop = StopOnRequest()
     trainer.add_callback(stop)
+    if keep_checkpoint_models:
+        from workflow_scripts.train.keep_callback import KeepCheckpointModels
+
+        trainer.add_callback(KeepCheckpointModels(stop))
     resume = last_checkpoint(output_dir)
     finished, step, budget = at_budget(resume) if resume else (False, 0, 0)
     log_rank_event(output_dir, trainer.accelerator, "finalize" if finished else "start",
@@ -237,7 +241,7 @@ def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs,
     trainer.accelerator.wait_for_everyone()
     if finished:
         if main:  # the checkpoint's model files are what save_model wrote at that step (ZeRO-3: 16-bit gathered)
-            shutil.copytree(resume, staging, ignore=shutil.ignore_patterns(*_RESUME_ONLY))
+            shutil.copytree(resume, staging, ignore=shutil.ignore_patterns(*checkpoint_models.RESUME_ONLY))
     else:
         trainer.save_model(str(staging))  # every rank: ZeRO-3 gathers the 16-bit weights here
     trainer.accelerator.wait_for_everyone()
@@ -255,6 +259,8 @@ def run(trainer, output_dir: str | os.PathLike, margs: ModelArgs,
             from workflow_scripts.common.io import write_text_atomic
 
             write_text_atomic(publish / TRAINER_STATE, (output_dir / TRAINER_STATE).read_text())
+        if keep_checkpoint_models:
+            checkpoint_models.publish(output_dir, publish)
         log.info("final model in %s (global step %d)", final, trainer.state.global_step)
     trainer.accelerator.wait_for_everyone()
     return final

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import atomic_path
+from workflow_scripts.train.reward_trend import REWARD_KEY, reward_trend
 
 # Shown in this order when logged, then reward components, completion lengths and eval metrics; the rest of what the
 # trainers log (clip ratios, min/max lengths, timings ...) only with all_series, to keep the figure readable.
@@ -54,7 +55,10 @@ def plot_log_history(
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3 * rows), squeeze=False)
     for ax, (key, (xs, ys)) in zip(axes.flat, data.items()):
         ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3)
-        ax.set_title(key, fontsize=9)
+        if key == REWARD_KEY:  # did GRPO's reward rise: the trend of reward_trend.json, on the panel it is about
+            ax.set_title(f"{key}\n{reward_trend(log_history)['summary']}", fontsize=7)
+        else:
+            ax.set_title(key, fontsize=9)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -2,7 +2,8 @@
 
 Run through the launcher (``python -m workflow_scripts.train.launch ... -- -m workflow_scripts.train.grpo ...``) or
 directly for one process. Config block keys: GRPOScriptArgs below, ModelArgs (workflow_scripts.train.common) and any
-trl.GRPOConfig field; production defaults live in workflow_scripts/config.schema.yaml, not here.
+trl.GRPOConfig field; production defaults live in workflow_scripts/config.schema.yaml, not here. Beside the trainer
+state it writes reward_trend.json: the mean reward of the last quarter of steps minus the first, with its interval.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from workflow_scripts.common.cli import setup_logging
+from workflow_scripts.common.io import write_json_atomic
 from workflow_scripts.train import config
 from workflow_scripts.train.hub_model import local_model
 from workflow_scripts.train.tiny_model import check_base_model
+from workflow_scripts.train.reward_trend import reward_trend
 from workflow_scripts.train.rewards import REWARD_SETS, load_rewards
 
 log = logging.getLogger(__name__)
+
+TREND_JSON = "reward_trend.json"  # beside trainer_state.json: did the reward rise (workflow_scripts.train.reward_trend)
 
 
 @dataclass
 class GRPOScriptArgs:
     # reward name -> weight (TRL reward_weights); names from the --reward set, weight 0 = logged only
     rewards: dict[str, float] = field(default_factory=lambda: {"correctness": 1.0})
+    # options of the --reward set's reward functions, e.g. SciJudge's {"prompt": "paper"} (the answer format they parse)
+    reward_options: dict = field(default_factory=dict)
     prompt_column: str = "messages"  # conversational prompt (system + user), renamed to TRL's "prompt"
 
 
@@ -101,6 +108,9 @@ def validate_dataset(path, prompt_column: str, required: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     p = config.base_parser(__doc__.splitlines()[0])
     p.add_argument("--reward", required=True, choices=sorted(REWARD_SETS), help="reward set")
+    p.add_argument("--keep-checkpoint-models", action="store_true",
+                   help="keep the model of every saved checkpoint and publish them to checkpoint_models/step-N for "
+                        "evaluation (workflow_scripts.train.checkpoint_models)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
 
@@ -116,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     script = GRPOScriptArgs(**script_kw)
     model = local_model(args.model, model_kw.get("model_revision"))
     margs = common.ModelArgs(model_name_or_path=model, **model_kw)
-    reward_funcs, weights, columns = load_rewards(args.reward, script.rewards)
+    reward_funcs, weights, columns = load_rewards(args.reward, script.rewards, script.reward_options)
     check_base_model(model)
     validate_dataset(args.train, script.prompt_column, columns)
     common.require_vllm(trl_kw)
@@ -141,7 +151,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         processing_class=tokenizer,
         peft_config=common.peft_config(margs),
     )
-    common.run(trainer, args.output_dir, margs, args.publish_dir)
+    final = common.run(trainer, args.output_dir, margs, args.publish_dir,
+                       keep_checkpoint_models=args.keep_checkpoint_models)
+    if trainer.accelerator.is_main_process:
+        trend = reward_trend(trainer.state.log_history)
+        write_json_atomic(final.parent / TREND_JSON, trend)
+        log.info("reward %s", trend["summary"])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Mapping
 
 from workflow_scripts.common.io import write_json_atomic
+from workflow_scripts.train import checkpoint_models
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,10 @@ def reset_stale_checkpoints(output_dir: str | None, current: dict) -> list[str]:
     removed: list[str] = []
     previous = json.loads(path.read_text()) if path.exists() else None
     checkpoints = sorted(out.glob("checkpoint-*"))
+    kept = out / checkpoint_models.KEPT_DIR  # the models kept of earlier checkpoints belong to the same run
     if previous is not None and "launch" not in previous:  # recorded before launches were: judge the rest only
         previous = {**previous, **({"launch": current["launch"]} if "launch" in current else {})}
-    if checkpoints and previous != current:
+    if (checkpoints or kept.exists()) and previous != current:
         if previous is None:
             changed = [f"no {FINGERPRINT} beside the checkpoints"]
         else:
@@ -125,8 +127,9 @@ def reset_stale_checkpoints(output_dir: str | None, current: dict) -> list[str]:
         for ckpt in checkpoints:
             shutil.rmtree(ckpt)
             removed.append(ckpt.name)
-        log.warning("%s: another run (%s): removed %d checkpoint(s) of the old one, training starts at step 0",
-                    out, ", ".join(changed), len(removed))
+        models = " and its kept models" if checkpoint_models.remove_kept(out) else ""
+        log.warning("%s: another run (%s): removed %d checkpoint(s)%s of the old one, training starts at step 0",
+                    out, ", ".join(changed), len(removed), models)
     write_json_atomic(path, current)
     return removed
 

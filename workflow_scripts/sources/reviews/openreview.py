@@ -1,7 +1,7 @@
-"""OpenReview, API v1 (ICLR 2019-2021 live there): a resumable harvester using openreview-py, and the parser of its
-note pages into the papers and reviews tables (tables.py).
+"""OpenReview: a resumable harvester using openreview-py, for API v1 (ICLR up to 2023) and API v2 (ICLR 2024 on),
+and the parser of its note pages into the Reviewer line's papers and reviews tables (tables.py).
 
-    python -m workflow_scripts.sources.reviews.openreview harvest --out-dir DIR --venues JSON --done F
+    python -m workflow_scripts.sources.reviews.openreview harvest --out-dir DIR --venues JSON --done F [--notes-only]
     python -m workflow_scripts.sources.reviews.openreview parse --snapshot DIR --venues JSON --pdf-text T.parquet \
         --out-papers P --out-reviews R --rejects X --summary S
 
@@ -10,15 +10,27 @@ Each configured venue names its invitations, because they drift between years: s
 decision (2019: ``.../-/Paper<N>/Meta_Review``, field ``recommendation``; 2020/2021: ``.../Paper<N>/-/Decision``,
 field ``decision``) and the official reviews.
 
+A venue's ``api`` (``v1``, the default, or ``v2``) picks the client: ``openreview.Client`` at ``--base-url`` or
+``openreview.api.OpenReviewClient`` at ``--base-url-v2``. API v2 notes name their invitations in a list
+(``invitations``) and wrap every content value as ``{"value": ...}`` (:func:`content_values` unwraps both kinds); an
+ICLR 2024+ venue has one submission invitation (``ICLR.cc/2024/Conference/-/Submission``, withdrawn and desk-rejected
+papers included, told apart by ``content.venueid``) and reviews as ``ICLR.cc/2024/Conference/Submission<N>/-/
+Official_Review``.
+
 ``harvest`` logs in with the account in the environment variables the config names (anonymous access now answers
-403 ChallengeRequiredError), then pages through every invitation with ``Client.get_notes`` (``sort=id``, ``after=<last
+403 ChallengeRequiredError), then pages through every invitation with ``get_notes`` (``sort=id``, ``after=<last
 id>``, submissions with ``details=directReplies``), saving each page verbatim as ``notes/<invitation>/page-NNNNN.json``
-(``{"notes": [...]}``, each note as the client returns it, ``details`` included) and then ``state.json``; then it
-downloads the submitted PDF of each submission to ``pdfs/<note id>.pdf``: ``original_pdf`` where the note has it, so
-an accepted paper's de-anonymised camera-ready does not leak its decision, else ``pdf``. Killed and rerun, it goes on
-after the last saved page and skips PDFs already on disk: no duplicate and no lost note. A 429 answer is waited out
-until its ``details.resetTime`` (up to ``--max-wait-s``); 5xx answers are retried with backoff; every call waits
-``--min-interval-s`` after the previous one. A snapshot is such a directory: ``notes/**/*.json`` + ``pdfs/``.
+(``{"notes": [...]}``, each note as the API sends it, ``details`` included) and then ``state.json``; then, unless
+``--notes-only``, it downloads the submitted PDF of each API v1 submission to ``pdfs/<note id>.pdf``: ``original_pdf``
+where the note has it, so an accepted paper's de-anonymised camera-ready does not leak its decision, else ``pdf``.
+Killed and rerun, it goes on after the last saved page and skips PDFs already on disk: no duplicate and no lost note.
+A 429 answer is waited out until its ``details.resetTime`` (up to ``--max-wait-s``); 5xx answers are retried with
+backoff; every call waits ``--min-interval-s`` after the previous one.
+
+A snapshot is such a directory: note pages + ``pdfs/``. The reader takes every ``*.json`` (or ``.json.gz``) file under
+it whatever its name (harvests made by other tools): a page ``{"notes": [...]}`` (the API's own answer), a list of
+notes, or one note; an empty, truncated or foreign file is a bad file (bad_input.py), a note without id, invitation or
+content a rejected record.
 
 ``parse`` classifies notes by their ``invitation``: submissions that were withdrawn or desk-rejected (listed in those
 invitations, or with a Withdraw / Desk_Reject reply) are counted and excluded; a submission without a decision
@@ -72,20 +84,22 @@ ANONYMOUS = {"anonymous", "anonymous authors"}
 
 @dataclass(frozen=True)
 class Venue:
-    """One conference-year's invitations (config ``reviewer.openreview.venues``); ``{number}`` is the paper number."""
+    """One conference-year's invitations (config ``reviewer.openreview.venues``, ``scijudge.ood.iclr.venues``);
+    ``{number}`` is the paper number. Only the Reviewer line reads decisions."""
 
     venue: str
     year: int
     submission: str
-    withdrawn: str | None
-    desk_rejected: str | None
-    decision: str
-    decision_field: str
     review: str
+    api: str = "v1"
+    withdrawn: str | None = None
+    desk_rejected: str | None = None
+    decision: str | None = None
+    decision_field: str | None = None
 
     @classmethod
     def from_config(cls, block: dict) -> "Venue":
-        return cls(**{k: block.get(k) for k in cls.__dataclass_fields__})
+        return cls(**{k: block[k] for k in cls.__dataclass_fields__ if block.get(k) is not None})
 
     def invitations(self) -> list[str]:
         return [i for i in (self.submission, self.withdrawn, self.desk_rejected) if i]
@@ -105,6 +119,22 @@ def submitted_pdf_field(content: dict) -> str | None:
 
 def slug(invitation: str) -> str:
     return invitation.replace("/", "+")
+
+
+def note_invitations(note: dict) -> list[str]:
+    """A note's invitations: API v1's ``invitation``, API v2's ``invitations`` list."""
+    if isinstance(note.get("invitation"), str):
+        return [note["invitation"]]
+    found = note.get("invitations")
+    return [i for i in found if isinstance(i, str)] if isinstance(found, list) else []
+
+
+def content_values(content: Any) -> dict:
+    """A note's content as plain values: API v2 wraps each one as ``{"value": ...}`` (a field whose value the reader
+    may not see has no ``value``: None); API v1 content, which holds no objects, passes unchanged."""
+    if not isinstance(content, dict):
+        return {}
+    return {k: v.get("value") if isinstance(v, dict) else v for k, v in content.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -134,22 +164,24 @@ def _error_info(exc: Exception) -> tuple[str, int | None, str, dict]:
 
 
 class Api:
-    """openreview-py's v1 ``Client`` with the politeness of this project.
+    """openreview-py's client of one API version (v1 ``Client``, v2 ``api.OpenReviewClient``) with the politeness of
+    this project.
 
     The client retries 429 answers itself with short backoffs, which only spends more of an hour-long quota: its
     session is given an adapter that retries 5xx and connection errors only (with a timeout, which the client does
     not set), and a 429 is waited out here until the reset time the API sends.
     """
 
-    def __init__(self, base_url: str, username_env: str, password_env: str, policy: RetryPolicy, max_wait_s: float):
-        self.policy, self.max_wait_s = policy, max_wait_s
+    def __init__(self, base_url: str, username_env: str, password_env: str, policy: RetryPolicy, max_wait_s: float,
+                 version: str = "v1"):
+        self.policy, self.max_wait_s, self.version = policy, max_wait_s, version
         self.envs = (username_env, password_env)
         self._last = float("-inf")
         self.logged_in = False
         username, password = os.environ.get(username_env) or None, os.environ.get(password_env) or None
+        make = openreview.api.OpenReviewClient if version == "v2" else openreview.Client
         try:
-            self.client = self._call("login", lambda: openreview.Client(baseurl=base_url, username=username,
-                                                                        password=password))
+            self.client = self._call("login", lambda: make(baseurl=base_url, username=username, password=password))
         except HarvestError as exc:
             raise HarvestError(f"OpenReview login with {username_env} / {password_env} failed: {exc}") from None
         self.logged_in = self.client.token is not None
@@ -163,7 +195,7 @@ class Api:
                       status_forcelist=RETRY_5XX, raise_on_status=False, respect_retry_after_header=True)
         for prefix in ("https://", "http://"):
             self.client.session.mount(prefix, TimeoutAdapter(max_retries=retry))
-        log.info("openreview: %s, %s", base_url, "logged in" if self.logged_in else
+        log.info("openreview: API %s at %s, %s", version, base_url, "logged in" if self.logged_in else
                  f"anonymous ({username_env} / {password_env} not set)")
 
     def call(self, what: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
@@ -226,14 +258,15 @@ def _load_state(out_dir: Path, request: dict) -> dict:
     return state
 
 
-def harvest_notes(api: Api, out_dir: Path, venues: list[Venue], page_size: int, state: dict) -> None:
+def harvest_notes(apis: dict[str, Api], out_dir: Path, venues: list[Venue], page_size: int, state: dict) -> None:
     for venue in venues:
+        api = apis[venue.api]
         for invitation in venue.invitations():
             st = state["invitations"].setdefault(invitation, {"after": None, "pages": 0, "notes": 0, "complete": False})
             details = "directReplies" if invitation == venue.submission else None
             while not st["complete"]:
                 notes, count = api.call(f"notes of {invitation} after {st['after']}", _get_notes, invitation=invitation,
-                                        details=details, limit=page_size, after=st["after"])
+                                        details=details, limit=page_size, after=st["after"], version=venue.api)
                 if notes:
                     page = out_dir / "notes" / slug(invitation) / f"page-{st['pages'] + 1:05d}.json"
                     write_json_atomic(page, {"invitation": invitation, "count": count, "notes": notes})
@@ -244,11 +277,18 @@ def harvest_notes(api: Api, out_dir: Path, venues: list[Venue], page_size: int, 
                 log.info("%s: %d of %s note(s)%s", invitation, st["notes"], count, " (complete)" if st["complete"] else "")
 
 
-def _get_notes(client, invitation: str, details: str | None, limit: int, after: str | None) -> tuple[list[dict], int]:
+# what API v2's Note.to_json leaves out of a note the API sent (v1's keeps all but details)
+V2_NOTE_EXTRAS = ("number", "tcdate", "tmdate", "domain")
+
+
+def _get_notes(client, invitation: str, details: str | None, limit: int, after: str | None,
+               version: str) -> tuple[list[dict], int]:
     notes, count = client.get_notes(invitation=invitation, details=details, sort="id", limit=limit, after=after,
                                     with_count=True)
+    extras = V2_NOTE_EXTRAS if version == "v2" else ()
     # Note.to_json leaves out details, which hold the replies
-    return [{**n.to_json(), "details": n.details} for n in notes], count
+    return [{**n.to_json(), **{k: getattr(n, k) for k in extras if getattr(n, k) is not None},
+             "details": n.details} for n in notes], count
 
 
 def saved_notes(out_dir: Path, invitation: str) -> list[dict]:
@@ -297,20 +337,30 @@ def _get_pdf(client, note_id: str, field: str) -> bytes:
     return client.get_pdf(note_id) if field == "pdf" else client.get_attachment(note_id, field)
 
 
-def harvest(out_dir: Path, base_url: str, venues: list[Venue], page_size: int, username_env: str, password_env: str,
-            policy: RetryPolicy, max_wait_s: float, max_pdfs: int | None, seed: int) -> dict:
+def harvest(out_dir: Path, base_urls: dict[str, str], venues: list[Venue], page_size: int, username_env: str,
+            password_env: str, policy: RetryPolicy, max_wait_s: float, max_pdfs: int | None, seed: int,
+            notes_only: bool = False) -> dict:
+    """``base_urls``: API version -> address; each version the venues use gets one logged-in client."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for folder in (out_dir, out_dir / "pdfs", *out_dir.glob("notes/*")):
         if folder.is_dir():
             remove_stale_temp_files(folder)
-    request = {"base_url": base_url, "invitations": [i for v in venues for i in v.invitations()], "page_size": page_size}
+    versions = sorted({v.api for v in venues})
+    if "v2" in versions and not notes_only:
+        raise HarvestError(f"PDFs are fetched from API v1 only; harvest {[v.venue for v in venues if v.api == 'v2']} "
+                           "(api: v2) with --notes-only")
+    request = {"base_url": base_urls["v1"], "invitations": [i for v in venues for i in v.invitations()],
+               "page_size": page_size}
+    if "v2" in versions:  # absent for a v1-only harvest, whose earlier state stays valid
+        request["base_url_v2"] = base_urls["v2"]
     state = _load_state(out_dir, request)
-    api = Api(base_url, username_env, password_env, policy, max_wait_s)
-    harvest_notes(api, out_dir, venues, page_size, state)
-    pdfs = harvest_pdfs(api, out_dir, venues, max_pdfs, seed)
-    summary = {"source": SOURCE, "base_url": base_url, "logged_in": api.logged_in,
+    apis = {v: Api(base_urls[v], username_env, password_env, policy, max_wait_s, v) for v in versions}
+    harvest_notes(apis, out_dir, venues, page_size, state)
+    pdfs = None if notes_only else harvest_pdfs(apis["v1"], out_dir, venues, max_pdfs, seed)
+    summary = {"source": SOURCE, "base_urls": {v: base_urls[v] for v in versions},
+               "logged_in": all(a.logged_in for a in apis.values()),
                "notes": {inv: st["notes"] for inv, st in sorted(state["invitations"].items())}, "pdfs": pdfs}
-    log.info("openreview: notes %s; PDFs %s", summary["notes"], pdfs)
+    log.info("openreview: notes %s; PDFs %s", summary["notes"], "not fetched (--notes-only)" if notes_only else pdfs)
     return summary
 
 
@@ -318,37 +368,54 @@ def harvest(out_dir: Path, base_url: str, venues: list[Venue], page_size: int, u
 # parse
 
 
-def _check_page(obj: Any) -> None:
+def page_notes(obj: Any) -> list:
+    """The notes of one page file: ``{"notes": [...]}`` (ours and the API's answer), a list of notes, or one note;
+    UnusableFile for an error answer or anything else."""
     if isinstance(obj, dict) and isinstance(obj.get("notes"), list):
-        return
+        return obj["notes"]
+    if isinstance(obj, list):
+        return obj
+    if isinstance(obj, dict) and "id" in obj and "content" in obj:
+        return [obj]
     message = error_answer(obj)
     if message is not None:
         raise UnusableFile("error response", f"the API answered {message!r} instead of notes")
     keys = sorted(obj)[:12] if isinstance(obj, dict) else type(obj).__name__
-    raise UnusableFile("unknown schema", f"not a page of notes (no 'notes' list); found {keys}")
+    raise UnusableFile("unknown schema", f"not a page of notes (no 'notes' list, list of notes or note); found {keys}")
 
 
 def _check_note(note: Any) -> None:
     if not isinstance(note, dict):
         raise RecordError(f"malformed note: expected an object, got {type(note).__name__}")
-    for name, kind in (("id", str), ("invitation", str), ("content", dict)):
+    for name, kind in (("id", str), ("content", dict)):
         if not isinstance(note.get(name), kind):
             raise RecordError(f"malformed note: no {name}")
+    if not note_invitations(note):
+        raise RecordError("malformed note: no invitation")
+
+
+def page_files(root: Path) -> list[Path]:
+    """Every ``*.json`` / ``*.json.gz`` file under ``root`` whatever its name, sorted (the order decides duplicate
+    ties); hidden files (atomic writes' temporaries) and the harvester's ``state.json`` are not pages."""
+    if not root.is_dir():
+        raise BadFileError(f"{root}: not a directory")
+    found = (p for p in root.rglob("*") if p.name.endswith((".json", ".json.gz")) and p.is_file())
+    return sorted(p for p in found if not p.name.startswith(".") and p != root / STATE)
 
 
 def read_notes(root: Path, bad: BadInput, counts: dict) -> tuple[dict[str, tuple[dict, str]], int | None]:
     """note id -> (note, page file), by the one duplicate rule (duplicates.py: the most recent ``tmdate`` wins, on a
     tie the copy read later), and the notes lost to bad pages (estimated; None when no page was readable)."""
-    pages = sorted(p for p in root.glob("notes/**/*.json") if not p.name.startswith("."))
+    pages = page_files(root)
     counts["pages"] = len(pages)
     if not pages:
-        raise BadFileError(f"{root}: no note pages (notes/**/*.json); is this an OpenReview snapshot?")
+        raise BadFileError(f"{root}: no note pages (*.json anywhere below it); is this an OpenReview snapshot?")
     notes: dict[str, tuple[dict, str]] = {}
     bad_pages = largest = 0
     for page in pages:
         name = page.relative_to(root).as_posix()
         try:
-            items = load_json_file(page, _check_page)["notes"]
+            items = page_notes(load_json_file(page))
         except UnusableFile as problem:
             bad.add(page, problem, raw=page.read_bytes()[:500])
             bad_pages += 1
@@ -371,9 +438,10 @@ def read_notes(root: Path, bad: BadInput, counts: dict) -> tuple[dict[str, tuple
     return notes, lost_to_bad_pages(bad_pages, largest)
 
 
-def _replies(note: dict) -> list[dict]:
-    replies = (note.get("details") or {}).get("directReplies")
-    return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
+def replies(note: dict) -> list[dict]:
+    """The direct replies the harvest saved with a submission (``details.directReplies``)."""
+    found = (note.get("details") or {}).get("directReplies")
+    return [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
 
 
 def _kind(venue: Venue, invitation: str) -> str:
@@ -391,7 +459,7 @@ def _date(ms: Any) -> dt.date | None:
 
 def reply_rows(note: dict, venue: Venue, key: str, page: str, rejects: Rejects) -> list[dict]:
     rows = []
-    for reply in _replies(note):
+    for reply in replies(note):
         content = reply.get("content") if isinstance(reply.get("content"), dict) else {}
         try:
             rating, confidence = score(content.get("rating"), "rating"), score(content.get("confidence"), "confidence")
@@ -413,7 +481,7 @@ def reply_rows(note: dict, venue: Venue, key: str, page: str, rejects: Rejects) 
 
 def decision_of(note: dict, venue: Venue) -> tuple[str, str]:
     """(accept | reject, the raw value) from the decision reply; RecordError when there is none or it is neither."""
-    found = [r for r in _replies(note) if venue.matches(venue.decision, r.get("invitation") or "")]
+    found = [r for r in replies(note) if venue.matches(venue.decision, r.get("invitation") or "")]
     if not found:
         raise RecordError(f"no decision: no reply of invitation {venue.decision}")
     latest = max(found, key=lambda r: r.get("tmdate") or 0)
@@ -427,28 +495,45 @@ def decision_of(note: dict, venue: Venue) -> tuple[str, str]:
     raise RecordError(f"unknown decision value: {raw!r}")
 
 
-def _withdrawn_by_reply(note: dict) -> str | None:
-    for reply in _replies(note):
-        last = (reply.get("invitation") or "").rsplit("/", 1)[-1]
-        if last in ("Withdraw", "Withdrawn"):
-            return "withdrawn"
-        if last in ("Desk_Reject", "Desk_Rejected"):
-            return "desk_rejected"
+# the last part of the invitation of a reply that withdraws or desk-rejects its paper (API v1 and v2 names)
+WITHDRAWAL_REPLIES = {"Withdraw": "withdrawn", "Withdrawn": "withdrawn", "Withdrawal": "withdrawn",
+                      "Desk_Reject": "desk_rejected", "Desk_Rejected": "desk_rejected",
+                      "Desk_Rejection": "desk_rejected"}
+
+
+def withdrawn_by_reply(note: dict) -> str | None:
+    """withdrawn | desk_rejected when a reply of the note says so, else None."""
+    for reply in replies(note):
+        for invitation in note_invitations(reply):
+            why = WITHDRAWAL_REPLIES.get(invitation.rsplit("/", 1)[-1])
+            if why:
+                return why
     return None
+
+
+def invitation_roles(venues: list[Venue]) -> dict[str, tuple[Venue, str]]:
+    """invitation -> (venue, submission | withdrawn | desk_rejected)."""
+    roles = {}
+    for venue in venues:
+        for role in ("submission", "withdrawn", "desk_rejected"):
+            if getattr(venue, role):
+                roles[getattr(venue, role)] = (venue, role)
+    return roles
+
+
+def role_of(note: dict, roles: dict[str, tuple[Venue, str]]) -> tuple[Venue | None, str | None]:
+    """The venue and role of the first of a note's invitations that the config names (API v2 notes list several)."""
+    return next((roles[i] for i in note_invitations(note) if i in roles), (None, None))
 
 
 def parse(root: Path, venues: list[Venue], pdf_text: pl.DataFrame, bad: BadInput) -> tuple[pl.DataFrame, pl.DataFrame, dict, int | None]:
     counts = {"pages": 0, "notes": 0, "duplicates": 0, "duplicates_conflicting": 0, "outside_config": 0, "withdrawn": {},
               "desk_rejected": {}, "submissions": {}, "without_pdf_text": 0, "pdf_fields": {}}
     notes, lost = read_notes(root, bad, counts)
-    roles: dict[str, tuple[Venue, str]] = {}
-    for venue in venues:
-        for role in ("submission", "withdrawn", "desk_rejected"):
-            if getattr(venue, role):
-                roles[getattr(venue, role)] = (venue, role)
+    roles = invitation_roles(venues)
     excluded: dict[str, str] = {}
     for note, _ in notes.values():
-        venue, role = roles.get(note["invitation"], (None, None))
+        venue, role = role_of(note, roles)
         if venue and role != "submission":
             for ident in {note["id"], note.get("forum") or note["id"]}:
                 excluded[ident] = role
@@ -456,11 +541,11 @@ def parse(root: Path, venues: list[Venue], pdf_text: pl.DataFrame, bad: BadInput
     papers, reviews = [], []
     for note_id in sorted(notes):
         note, page = notes[note_id]
-        venue, role = roles.get(note["invitation"], (None, None))
+        venue, role = role_of(note, roles)
         if venue is None:
             counts["outside_config"] += 1
             continue
-        why = excluded.get(note_id) or excluded.get(note.get("forum") or note_id) or _withdrawn_by_reply(note)
+        why = excluded.get(note_id) or excluded.get(note.get("forum") or note_id) or withdrawn_by_reply(note)
         if role != "submission" or why:
             why = why or role
             counts[why][venue.venue] = counts[why].get(venue.venue, 0) + 1
@@ -500,7 +585,9 @@ def main(argv: list[str] | None = None) -> None:
     h = sub.add_parser("harvest", help="notes + submitted PDFs of the configured venues",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     h.add_argument("--out-dir", required=True, type=Path, help="notes/, pdfs/, state.json; kept across kills")
-    h.add_argument("--base-url", default="https://api.openreview.net")
+    h.add_argument("--base-url", default="https://api.openreview.net", help="API v1")
+    h.add_argument("--base-url-v2", default="https://api2.openreview.net", help="API v2 (venues with api: v2)")
+    h.add_argument("--notes-only", action="store_true", help="no PDFs (required when a venue is on API v2)")
     h.add_argument("--venues", required=True, type=json_arg, help="JSON list of venue blocks (config)")
     h.add_argument("--page-size", type=int, default=1000, help="notes per request (the API's maximum is 1000)")
     h.add_argument("--username-env", default="OPENREVIEW_USERNAME", help="variable holding the account's user name")
@@ -516,7 +603,7 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--done", type=Path, help="JSON summary written at the end (the file Snakemake tracks)")
     c = sub.add_parser("parse", help="note pages (+ PDF text) -> papers + reviews tables",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("--snapshot", required=True, type=Path, help="notes/**/*.json (+ pdfs/)")
+    c.add_argument("--snapshot", required=True, type=Path, help="note pages (*.json anywhere below it) + pdfs/")
     c.add_argument("--venues", required=True, type=json_arg, help="JSON list of venue blocks (config)")
     c.add_argument("--pdf-text", required=True, type=Path, help="parquet of pdf_text.py")
     tables.add_output_args(c)
@@ -527,8 +614,9 @@ def main(argv: list[str] | None = None) -> None:
         if not 1 <= args.page_size <= 1000:
             p.error("--page-size must be in 1..1000")
         policy = RetryPolicy(args.min_interval_s, args.max_retries, args.backoff_base_s, args.backoff_max_s, args.timeout_s)
-        summary = harvest(args.out_dir, args.base_url, venues, args.page_size, args.username_env, args.password_env,
-                          policy, args.max_wait_s, args.max_pdfs_per_venue, args.seed)
+        summary = harvest(args.out_dir, {"v1": args.base_url, "v2": args.base_url_v2}, venues, args.page_size,
+                          args.username_env, args.password_env, policy, args.max_wait_s, args.max_pdfs_per_venue,
+                          args.seed, args.notes_only)
         if args.done:
             write_json_atomic(args.done, summary)
         return
