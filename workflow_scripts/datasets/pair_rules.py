@@ -45,18 +45,18 @@ def split_half_pairs(
     (n - m) + ((r + p) mod m), m = n // 2, so that a later pass over left-over papers tries new partners.
     """
     # integers inside the loop: a group key (only equality matters: pairs never depend on the groups' order) and
-    # each paper's rank by arxiv_id, which is the tie-break and its id. A pass sorts once; ranks, partners and
-    # thresholds are then positions and arithmetic in the sorted arrays, with no join
+    # each paper's rank by arxiv_id, which is the tie-break and its id. The pool is sorted once (a pass only removes
+    # papers, which keeps the order); ranks, partners and thresholds are positions and arithmetic in the sorted
+    # arrays, with no join
     ranked = papers.select(pl.col("arxiv_id").rank("ordinal").cast(pl.UInt32).alias("_id"), "arxiv_id", *group_cols,
                            *carry)
     by_id = ranked.sort("_id")
     pool = pl.DataFrame({"g": papers.select(pl.struct(group_cols).hash()).to_series(), "c": papers["citations"],
-                         "i": ranked["_id"]})
+                         "i": ranked["_id"]}).sort("g", "c", "i")
     uses = np.zeros(papers.height + 1, dtype=np.int32)
     found: list[tuple[np.ndarray, ...]] = []
     seen = np.zeros(0, dtype=np.uint64)
     for p in range(max_passes * max_pairs_per_paper):
-        pool = pool.sort("g", "c", "i")
         g, c, i = pool["g"].to_numpy(), pool["c"].to_numpy(), pool["i"].to_numpy()
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
         sizes = np.diff(np.r_[starts, len(g)])

@@ -117,7 +117,8 @@ def _ids(pairs: pl.DataFrame) -> pl.DataFrame:
 
 def _with_rows(pairs: pl.DataFrame, papers: pl.DataFrame) -> pl.DataFrame:
     """The papers' rows (``row``) of both sides of each pair."""
-    rows = papers.select("arxiv_id", "row")
+    # the paired papers first (a look-up in a small set), so that the joins hash thousands of ids, not millions
+    rows = papers.select("arxiv_id", "row").filter(pl.col("arxiv_id").is_in(_ids(pairs)["arxiv_id"].implode()))
     return (pairs.join(rows.rename({"arxiv_id": "hi_id", "row": "hi_row"}), on="hi_id", how="left", maintain_order="left")
             .join(rows.rename({"arxiv_id": "lo_id", "row": "lo_row"}), on="lo_id", how="left", maintain_order="left"))
 
@@ -141,9 +142,9 @@ def in_fields(pairs: pl.DataFrame, papers: pl.DataFrame, fields: list[str] | Non
 
 def stratify(cand: pl.DataFrame, papers: pl.DataFrame, sizes: dict, seed: int) -> tuple[pl.DataFrame, dict]:
     """Up to ``sizes[field]`` pairs per field, chosen by a seeded hash of the pair (independent of row order and
-    nested: a larger size keeps the smaller sample); and per field the target, the candidates and the pairs kept."""
-    fields = papers.select("arxiv_id", "field")
-    cand = cand.join(fields, left_on="hi_id", right_on="arxiv_id", how="left")
+    nested: a larger size keeps the smaller sample); and per field the target, the candidates and the pairs kept.
+    ``cand`` names the more-cited paper by its row of ``papers`` too (``hi_row``)."""
+    cand = cand.with_columns(papers["field"].gather(cand["hi_row"]))
     cand = cand.with_columns(pl.Series("_h", hash_strings(cand["hi_id"] + "|" + cand["lo_id"], seed)))
     cand = cand.with_columns(pl.col("_h").rank("ordinal").over("field").alias("_rank"))
     limit = pl.col("field").replace_strict(sizes, default=0, return_dtype=pl.Int64)
