@@ -123,15 +123,17 @@ def test_changed_pair_threshold_reruns_only_pairs_and_what_follows(demo_run):
     cfg = write_config(demo_run, "changed.yaml", scijudge={"pairs": {"min_diff": 9}})
     jobs = planned_jobs(snakemake(demo_run, "-n", config=cfg))
     # scijudge_eval_checkpoint joins once the retrained GRPO has said which steps it saved (a checkpoint rule)
+    # the extra OOD sets: the retrained models and baseline answer them again (their pairs do not change)
     downstream = {"scijudge_sft_data", "scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model",
-                  "scijudge_baseline", "scijudge_metrics", "scijudge_checkpoint_curves"}
+                  "scijudge_baseline", "scijudge_metrics", "scijudge_checkpoint_curves", "scijudge_eval_ood_model",
+                  "scijudge_ood_baseline", "scijudge_ood_metrics"}
     assert set(jobs) - {"all"} == {"scijudge_pairs", "scijudge_leakage_audit"} | downstream
 
 
 def test_changed_eval_setting_reruns_only_the_evaluation(demo_run):
     cfg = write_config(demo_run, "eval.yaml", scijudge={"eval": {"metrics": {"bootstrap": 300}}})
-    assert set(planned_jobs(snakemake(demo_run, "-n", config=cfg))) - {"all"} == {"scijudge_metrics",
-                                                                                 "scijudge_checkpoint_curves"}
+    assert set(planned_jobs(snakemake(demo_run, "-n", config=cfg))) - {"all"} == {
+        "scijudge_metrics", "scijudge_checkpoint_curves", "scijudge_ood_metrics"}
 
 
 def test_wrong_config_value_names_the_key(tmp_path):
