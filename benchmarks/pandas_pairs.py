@@ -2,7 +2,12 @@
 
 Same rules, same hash functions and tie-breaks as workflow_scripts.datasets (scijudge_splits, dedupe, near_titles,
 pair_rules), written the straightforward way: per-title Python for normalization and hashing, exploded frames and
-one groupby per MinHash function, merges for every lookup. The benchmark checks that both give the same pairs.
+one groupby per MinHash function, merges for every lookup. The benchmark checks that both write the same rows.
+
+Covered: date bounds, the pairing window, the held-out in-domain test and its per-field sizes, duplicates (all four
+rules), ``train_fields``, the temporal OOD test, the A/B coin and the prompt of the configured variant. Not covered:
+the caps ``max_train_pairs`` and ``test_ood.max_pairs`` (the step draws them with polars' own sampler); a config that
+sets one is refused.
 """
 
 from __future__ import annotations
@@ -167,6 +172,15 @@ def duplicate_groups(papers: pd.DataFrame, d: dict, seed: int) -> dict[str, str]
 # ---- pairs
 
 
+def window(published: pd.Series, spec) -> pd.Series:
+    """The pairing window of each first-version date (config ``scijudge.pairs.window``), as a comparable value."""
+    if isinstance(spec, dict):  # N-day windows counted from 1970-01-01
+        return (published - pd.Timestamp("1970-01-01")).dt.days // spec["days"]
+    if spec == "week":  # weeks from Monday, as polars truncates them
+        return (published - pd.to_timedelta(published.dt.dayofweek, unit="D")).dt.normalize()
+    return published.dt.to_period({"month": "M", "quarter": "Q", "year": "Y"}[spec])
+
+
 def split_half_pairs(papers: pd.DataFrame, group_cols, min_diff, min_rel_diff, max_pairs_per_paper=1, max_passes=4):
     uses = pd.Series(0, index=papers["arxiv_id"].values)
     found, seen = [], set()
@@ -224,7 +238,7 @@ def ood_pairs(papers: pd.DataFrame, eligible_ids, hi_q=0.75, lo_q=0.25, days=5, 
 
 def select(papers: pd.DataFrame, cfg: dict, seed: int) -> dict[str, pd.DataFrame]:
     group = duplicate_groups(papers, cfg["dedupe"], seed)
-    papers["window"] = papers["published"].dt.year  # the default window: a calendar year
+    papers["window"] = window(papers["published"], cfg["window"])
     papers["held"] = [(stable_hash(i, seed) >> 11) / 2**53 < cfg["test_id"]["held_out_share"] for i in papers["arxiv_id"]]
     papers["group"] = papers["arxiv_id"].map(group)
     early = papers["published"].dt.year <= cfg["cutoff_year"]
@@ -242,9 +256,13 @@ def select(papers: pd.DataFrame, cfg: dict, seed: int) -> dict[str, pd.DataFrame
     test_id["field"] = test_id["hi_id"].map(papers.set_index("arxiv_id")["field"])
     test_id["h"] = [stable_hash(f"{h}|{lo}", seed) for h, lo in zip(test_id["hi_id"], test_id["lo_id"])]
     test_id = test_id.sort_values("h")
-    test_id = test_id[test_id.groupby("field").cumcount() < test_id["field"].map(tid["sizes"]).fillna(0)]
+    limit = test_id["field"].map({f: np.inf if n is None else n for f, n in tid["sizes"].items()}).fillna(0)
+    test_id = test_id[test_id.groupby("field").cumcount() < limit]
+    train = split_half_pairs(train_pool, groups, cfg["min_diff"], cfg["min_rel_diff"], cfg["max_pairs_per_paper"])
+    if cfg.get("train_fields") is not None:  # field OOD: train pairs of the listed fields only
+        train = train[train["hi_id"].map(papers.set_index("arxiv_id")["field"]).isin(cfg["train_fields"]).to_numpy()]
     splits = {
-        "train": split_half_pairs(train_pool, groups, cfg["min_diff"], cfg["min_rel_diff"], cfg["max_pairs_per_paper"]),
+        "train": train,
         "test_id": test_id[["hi_id", "lo_id"]],
         "test_ood": ood_pairs(ood_base, ood_pool["arxiv_id"], ood["hi_quantile"], ood["lo_quantile"], ood["max_days_apart"],
                               ood["rel_diff"], ood["ds_floor"], ood["ds_scale"], tuple(ood["ds_quantiles"])),
@@ -263,10 +281,15 @@ def build(papers_path, citations_path, block, seed, out_dir):
     from workflow_scripts.datasets.scijudge_prompt import render_messages
 
     cfg = block["pairs"]
+    caps = {"max_train_pairs": cfg.get("max_train_pairs"), "test_ood.max_pairs": cfg["test_ood"].get("max_pairs")}
+    if any(n is not None for n in caps.values()):
+        raise ValueError(f"pandas reference: the caps scijudge.pairs {caps} are drawn by polars' sampler, which this "
+                         "reference does not reproduce; set them to null")
     light = ["arxiv_id", "title", "primary_category", "field", "published", "doi", "journal_ref"]
     papers = pd.read_parquet(papers_path, columns=light).merge(
         pd.read_parquet(citations_path, columns=["arxiv_id", "citation_count"]), on="arxiv_id")
     papers = papers.rename(columns={"primary_category": "subcategory", "citation_count": "citations"})
+    papers = papers.dropna(subset=["citations"]).astype({"citations": "int64"})
     papers["published"] = pd.to_datetime(papers["published"])
     last = min(pd.Timestamp(cfg["until_date"]), pd.Timestamp(block["today"]))
     papers = papers[papers["published"] <= last].reset_index(drop=True)

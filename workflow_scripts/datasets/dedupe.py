@@ -107,36 +107,44 @@ def near_title_pairs(distinct: pl.DataFrame, cfg: DedupeConfig) -> tuple[pl.Data
 # ---------------------------------------------------------------------------------------------------- all rules
 
 
+def _key_rules(papers: pl.DataFrame, cfg: DedupeConfig) -> tuple[list[pl.DataFrame], list[str], dict]:
+    """The DOI and journal-ref rules, for the columns ``papers`` has: their pairs, names, and keys too common."""
+    found, checked, counts = [], [], {}
+    if "doi" in papers.columns:
+        pairs, counts["doi_keys_too_common"] = _star(_doi_keys(papers), "doi_key", "doi", cfg.max_papers_per_key)
+        found.append(pairs)
+        checked.append("doi")
+    if "journal_ref" in papers.columns:
+        pairs, counts["journal_ref_keys_too_common"] = _star(
+            _ref_keys(papers), "ref_key", "journal-ref", cfg.max_papers_per_key)
+        found.append(pairs)
+        checked.append("journal-ref")
+    return found, checked, counts
+
+
 def duplicate_pairs(papers: pl.DataFrame, cfg: DedupeConfig) -> tuple[pl.DataFrame, dict]:
     """All duplicate pairs (id_a < id_b, rule), sorted, and what was checked and found.
 
     ``papers`` has arxiv_id and title; doi and journal_ref are used when present (a table without them is checked
     by its titles only, and the counts say so).
     """
-    titled = papers.select("arxiv_id", normalize_titles(papers["title"]).alias("title_key"))
-    titled = titled.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
-    # titles are compared as hashes first (any hash: equal titles have equal hashes), as strings only when they share one
-    shared = repeated(titled["title_key"].hash())
-    exact, _ = _star(titled.filter(shared), "title_key", "title-exact", None)
-    distinct = pl.concat([
-        titled.filter(~shared).select("title_key", pl.col("arxiv_id").alias("rep")),
-        titled.filter(shared).group_by("title_key").agg(pl.col("arxiv_id").min().alias("rep")),
-    ])
-    # the near-title search (numpy, mostly one core) runs beside the DOI and journal-ref rules (polars)
+    # the DOI and journal-ref rules (polars, mostly outside the GIL) run beside the title rules: beside the title
+    # normalization, which holds one core, and then beside the near-title search, which takes both
     with ThreadPoolExecutor(1) as pool:
-        near = pool.submit(near_title_pairs, distinct, cfg)
-        found, checked, counts = [exact], ["title-exact", "title-near"], {}
-        if "doi" in papers.columns:
-            pairs, counts["doi_keys_too_common"] = _star(_doi_keys(papers), "doi_key", "doi", cfg.max_papers_per_key)
-            found.append(pairs)
-            checked.append("doi")
-        if "journal_ref" in papers.columns:
-            pairs, counts["journal_ref_keys_too_common"] = _star(
-                _ref_keys(papers), "ref_key", "journal-ref", cfg.max_papers_per_key)
-            found.append(pairs)
-            checked.append("journal-ref")
-        near_pairs_found, near_counts = near.result()
-    found.append(near_pairs_found)
+        keyed = pool.submit(_key_rules, papers, cfg)
+        titled = papers.select("arxiv_id", normalize_titles(papers["title"]).alias("title_key"))
+        titled = titled.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
+        # titles are compared as hashes first (any hash: equal titles have equal hashes), as strings only when they
+        # share one
+        shared = repeated(titled["title_key"].hash())
+        exact, _ = _star(titled.filter(shared), "title_key", "title-exact", None)
+        distinct = pl.concat([
+            titled.filter(~shared).select("title_key", pl.col("arxiv_id").alias("rep")),
+            titled.filter(shared).group_by("title_key").agg(pl.col("arxiv_id").min().alias("rep")),
+        ])
+        near, near_counts = near_title_pairs(distinct, cfg)
+        key_pairs, key_rules, counts = keyed.result()
+    found, checked = [exact, *key_pairs, near], ["title-exact", "title-near", *key_rules]
     counts.update(near_counts)
     out = pl.concat(found).cast(PAIR_SCHEMA).unique().sort("rule", "id_a", "id_b")
     by_rule = dict(out.group_by("rule").len().iter_rows())

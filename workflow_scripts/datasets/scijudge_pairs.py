@@ -11,23 +11,29 @@ by ``datasets``), a stats JSON and a dataset card. Splits never share a paper, n
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import queue
 import string
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
-import numpy as np
-import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from workflow_scripts.common.memory import keep_polars_freed_memory, reuse_freed_memory
 
-from workflow_scripts.common.cli import json_arg, parser, setup_logging
-from workflow_scripts.common.io import atomic_path, write_json_atomic, write_text_atomic
-from workflow_scripts.common.memory import reuse_freed_memory
-from workflow_scripts.datasets.scijudge_card import FIELDS, render_card
-from workflow_scripts.datasets.scijudge_splits import SizeError, citation_snapshot, load_papers, select
+keep_polars_freed_memory()  # polars reads its allocator's settings as it loads: before it is imported (memory.py)
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from workflow_scripts.common.cli import json_arg, parser, setup_logging  # noqa: E402
+from workflow_scripts.common.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
+from workflow_scripts.datasets.scijudge_card import FIELDS, render_card  # noqa: E402
+from workflow_scripts.datasets.scijudge_splits import SizeError, citation_snapshot, load_papers, select  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +140,57 @@ def messages_array(system_prompt: str, prompts: pa.Array) -> pa.Array:
     return pa.LargeListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int64)), turns)
 
 
+class FileThread:
+    """A binary file written by a thread of its own, for a writer (the parquet writer, on the step's busiest thread)
+    whose time should go to encoding and compressing, not to the page cache: copying a gigabyte into it, and the
+    reclaim that this takes on a machine whose memory is full of cache, runs beside it. At most ``depth`` writes
+    wait, each a copy (the caller may reuse its buffer); a failed write is raised by the next write or by close."""
+
+    def __init__(self, path, depth: int = 16):
+        self._file = open(path, "wb")
+        self._writes: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._drain, name="file-writer", daemon=True)
+        self._thread.start()
+        self.closed = False
+
+    def _drain(self) -> None:
+        while (data := self._writes.get()) is not None:
+            if self._error is None:  # after a failure, keep taking writes so that no writer waits forever
+                try:
+                    self._file.write(data)
+                except OSError as exc:
+                    self._error = exc
+
+    def write(self, data) -> int:
+        if self._error is not None:
+            raise self._error
+        self._writes.put(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to do before close, which waits for every write."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._writes.put(None)
+            self._thread.join()
+            self._file.close()
+            if self._error is not None:
+                raise self._error
+
+    def __enter__(self) -> "FileThread":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        with contextlib.suppress(OSError):  # an error is on its way out already; still stop the thread
+            self.close()
+
+
 def write_split(sides: pl.DataFrame, texts: pl.DataFrame, split: str, block: PairConfig, path, chunk_rows: int) -> None:
     """Render prompts and write rows chunk by chunk (parquet row groups): one chunk of prompts in memory at a time,
     the compression of one chunk overlapping the rendering of the next. Small chunks are faster, not only leaner:
@@ -141,7 +198,8 @@ def write_split(sides: pl.DataFrame, texts: pl.DataFrame, split: str, block: Pai
     ``text_a``/``text_b``: each side's row in ``texts`` (title, abstract)."""
     pieces = template_pieces(block.system_prompt, block.user_template)
     paper_columns = [f"paper_{s}_{k}" for s in ("a", "b") for k in PAPER_ATTRS]
-    with atomic_path(path) as tmp, ThreadPoolExecutor(1) as compressor:
+    # exits in reverse: the compressor finishes its chunk, the file thread its writes, then the file is renamed
+    with atomic_path(path) as tmp, FileThread(tmp) as sink, ThreadPoolExecutor(1) as compressor:
         writer, pending = None, None
         for start in range(0, max(sides.height, 1), chunk_rows):
             chunk = sides.slice(start, chunk_rows)
@@ -153,7 +211,7 @@ def write_split(sides: pl.DataFrame, texts: pl.DataFrame, split: str, block: Pai
             table = table.add_column(2, "messages", messages)
             if writer is None:
                 # snappy: twice as fast as zstd on this text for ~1.4x the bytes; the write is the step's largest cost
-                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", write_statistics=False,
+                writer = pq.ParquetWriter(sink, table.schema, compression="snappy", write_statistics=False,
                                           use_dictionary=DICTIONARY_COLUMNS)
             if pending is not None:
                 pending.result()  # at most one chunk waits for compression: memory stays bounded
