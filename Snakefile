@@ -26,6 +26,8 @@ include: "rules/models.smk"
 include: "rules/scijudge_model.smk"
 include: "rules/scijudge_ood_eval.smk"
 include: "rules/reviewer.smk"
+include: "rules/biomed.smk"
+include: "rules/bioreview.smk"
 
 
 onerror:
@@ -109,3 +111,11 @@ rule reviewer_eval:
     input:
         REVIEWER_TRAINING,
         REVIEWER_EVALUATION,
+
+
+# the BioReview line, whole: sources, concerns, corpus, splits (audited), SFT data, QLoRA model, metrics, card
+rule bioreview:
+    input:
+        BIOREVIEW_DATA,
+        BIOREVIEW_TRAINING,
+        BIOREVIEW_EVALUATION,

@@ -60,7 +60,7 @@ def test_cli_build(tmp_path, scijudge_pairs_parquet):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"architecture": "llama"}, r"architecture 'llama' is not one of \['qwen3', 'gemma4'\]"),
+        ({"architecture": "llama"}, r"architecture 'llama' is not one of \['qwen3', 'gemma4', 'qwen3_5'\]"),
         ({"kv_shared_layers": 1}, "kv_shared_layers is a gemma4 option"),
         ({"architecture": "gemma4", "layers": 3, "kv_shared_layers": 2}, "must leave at least 2 of the 3 layers"),
     ],

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Protocol
 STAND_INS: dict[str, str] = {
     "generic": "workflow_scripts.llm.stand_in:GENERIC",
     "reviewer_teacher": "workflow_scripts.demo.reviewer_teacher:TEACHER",
+    "bioreview_extractor": "workflow_scripts.demo.bioreview_extractor:EXTRACTOR",
 }
 
 

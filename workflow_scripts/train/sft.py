@@ -2,15 +2,17 @@
 
 The dataset is either ``prompt`` + ``completion`` columns (loss on the completion only) or one column of full
 conversations (``messages_column``, default ``messages``; set ``assistant_only_loss: true`` to train on the assistant
-turns only). Other columns are dropped. Config block keys: SFTScriptArgs below, ModelArgs (LoRA: use_peft, lora_r,
-lora_alpha, lora_dropout, lora_target_modules; QLoRA: load_in_4bit, bnb_4bit_quant_type, bnb_4bit_compute_dtype;
-merge_and_save, merge_dtype) and any trl.SFTConfig field. Production defaults live in config.schema.yaml.
+turns only). Other columns are dropped; ``chat_template_kwargs`` (e.g. ``{enable_thinking: false}`` for Qwen3.5,
+as the BioReview line trains) goes to every row's chat template. Config block keys: SFTScriptArgs below, ModelArgs
+(LoRA: use_peft, lora_r, lora_alpha, lora_dropout, lora_target_modules; QLoRA: load_in_4bit, bnb_4bit_quant_type,
+bnb_4bit_compute_dtype; merge_and_save, merge_dtype) and any trl.SFTConfig field. Production defaults live in
+config.schema.yaml. A PEFT run ends by checking that the saved adapter fits the base model (train.adapter_check).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from workflow_scripts.common.cli import setup_logging
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SFTScriptArgs:
     messages_column: str = "messages"  # full conversations, used when there are no prompt/completion columns
+    chat_template_kwargs: dict = field(default_factory=dict)  # passed to the chat template of every row
 
 
 def load_sft_dataset(path, script: SFTScriptArgs):
@@ -44,6 +47,8 @@ def load_sft_dataset(path, script: SFTScriptArgs):
     dataset = dataset.remove_columns([c for c in dataset.column_names if c not in keep])
     if len(dataset) == 0:
         raise ValueError(f"{path}: no rows")
+    if script.chat_template_kwargs:  # TRL reads them per row, from this column
+        dataset = dataset.map(lambda _: {"chat_template_kwargs": dict(script.chat_template_kwargs)})
     return dataset.rename_columns(rename) if rename else dataset
 
 
@@ -82,7 +87,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         processing_class=AutoTokenizer.from_pretrained(model),
         peft_config=common.peft_config(margs),
     )
-    common.run(trainer, args.output_dir, margs, args.publish_dir)
+    final = common.run(trainer, args.output_dir, margs, args.publish_dir)
+    if margs.use_peft and trainer.accelerator.is_main_process:
+        from workflow_scripts.train.adapter_check import check_adapter_keys
+
+        adapter = final.parent / common.ADAPTER_DIR if margs.merge_and_save else final
+        check_adapter_keys(model, adapter)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tiny base models built from scratch (Qwen3 or Gemma 4 architecture), and the base-model check every training
+"""Tiny base models built from scratch (Qwen3, Qwen3.5 or Gemma 4 architecture), and the base-model check every training
 entry point runs first.
 
 Tests and the offline demo have no model hub: they train a byte-level BPE tokenizer on the demo corpus, give it the
@@ -97,7 +97,35 @@ GEMMA4 = ChatFormat(
     chat_template=GEMMA4_CHAT_TEMPLATE,
 )
 
-CHAT_FORMATS = {"qwen3": QWEN3, "gemma4": GEMMA4}
+# Qwen3.5's ChatML. With enable_thinking false the real template opens the assistant turn with an empty think
+# block, in the generation prompt and in a written assistant turn alike, so the prompt stays a prefix of prompt +
+# completion (TRL's completion mask) and training sees what inference sends. The block stays outside
+# {% generation %}: the model is not trained to write it.
+QWEN3_5_CHAT_TEMPLATE = (
+    "{%- set think = '<think>\\n\\n</think>\\n\\n' if enable_thinking is defined and not enable_thinking else '' %}"
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n' + think }}"
+    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
+    "{{- '\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' + think }}{%- endif %}"
+)
+
+QWEN3_5 = ChatFormat(
+    special_tokens=(ENDOFTEXT, IM_START, IM_END),
+    eos=IM_END,
+    pad=ENDOFTEXT,
+    bos=None,
+    stop_tokens=(IM_END, ENDOFTEXT),
+    chat_template=QWEN3_5_CHAT_TEMPLATE,
+    plain_tokens=("<think>", "</think>"),
+)
+
+CHAT_FORMATS = {"qwen3": QWEN3, "gemma4": GEMMA4, "qwen3_5": QWEN3_5}
 ARCHITECTURES = tuple(CHAT_FORMATS)
 
 DEFAULT_SIZES = dict(
@@ -202,6 +230,10 @@ def build_tiny_model(
         from transformers import Qwen3Config, Qwen3ForCausalLM
 
         model = Qwen3ForCausalLM(Qwen3Config(**shape, eos_token_id=tokenizer.convert_tokens_to_ids(chat_format.eos)))
+    elif architecture == "qwen3_5":
+        from transformers import Qwen3_5ForCausalLM, Qwen3_5TextConfig
+
+        model = Qwen3_5ForCausalLM(Qwen3_5TextConfig(**shape, **_qwen3_5_fields(shape), eos_token_id=stop_ids))
     else:
         from transformers import Gemma4ForCausalLM, Gemma4TextConfig
 
@@ -218,6 +250,20 @@ def build_tiny_model(
     n_params = sum(p.numel() for p in model.parameters())
     log.info("tiny %s model: %d parameters, vocab %d, saved to %s", architecture, n_params, len(tokenizer), out_dir)
     return out_dir
+
+
+def _qwen3_5_fields(shape: dict) -> dict:
+    """Qwen3.5's hybrid stack at toy scale: Gated DeltaNet (linear attention) layers with full attention every other
+    layer (the 9B: every 4th of 32), the last one full; the DeltaNet heads as wide as the attention heads (the 9B's
+    128-wide heads would dwarf a 64-wide model)."""
+    layers = shape["num_hidden_layers"]
+    return dict(
+        layer_types=["full_attention" if i % 2 or i == layers - 1 else "linear_attention" for i in range(layers)],
+        linear_key_head_dim=shape["head_dim"],
+        linear_value_head_dim=shape["head_dim"],
+        linear_num_key_heads=shape["num_key_value_heads"],
+        linear_num_value_heads=shape["num_attention_heads"],
+    )
 
 
 def _gemma4_fields(shape: dict, kv_shared_layers: int) -> dict:
@@ -238,7 +284,8 @@ def _gemma4_fields(shape: dict, kv_shared_layers: int) -> dict:
 
 
 def corpus_texts(path: str | Path, columns: Sequence[str]) -> list[str]:
-    """Texts from a parquet file: string columns as they are, ``messages``-like columns as their contents joined."""
+    """Texts from a parquet file: string columns as they are; list columns of ``messages``-like structs (a
+    ``content`` field) or of sections and concerns (a ``text`` field) item by item."""
     import polars as pl
 
     path = Path(path)
@@ -252,7 +299,8 @@ def corpus_texts(path: str | Path, columns: Sequence[str]) -> list[str]:
     for row in df.select(columns).iter_rows():
         for value in row:
             if isinstance(value, list):
-                texts.extend(m["content"] for m in value if isinstance(m, dict) and m.get("content"))
+                texts.extend(m.get("content") or m.get("text") for m in value
+                             if isinstance(m, dict) and (m.get("content") or m.get("text")))
             elif value is not None:
                 texts.append(str(value))
     return texts

@@ -1,0 +1,1 @@
+"""Open-peer-review biomedical journals: one collector per source, one JATS reader, one Crossref client."""
