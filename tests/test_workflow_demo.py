@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -171,9 +172,18 @@ def _wait_for(condition, proc, what, timeout=300):
         time.sleep(0.5)
 
 
-def _training_pids(module):
+def _training_pids(module, workdir: Path):
+    """The processes running ``module`` for the run in ``workdir``: other tests (the SLURM demo) may train the same
+    module at the same time, in their own directories, and must not be hit."""
     out = subprocess.run(["pgrep", "-f", module.replace(".", "[.]")], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    pids = []
+    for pid in map(int, out.split()):
+        try:
+            if Path(f"/proc/{pid}/cwd").resolve() == workdir.resolve():
+                pids.append(pid)
+        except OSError:  # ended meanwhile
+            pass
+    return pids
 
 
 def test_interrupted_retrains_are_never_forgotten(demo_run):
@@ -203,9 +213,9 @@ def test_interrupted_retrains_are_never_forgotten(demo_run):
 
     # the rerun gets to GRPO, whose training process is then killed (SIGKILL, as the OOM killer would)
     run = _start(demo_run, cfg)
-    _wait_for(lambda: (demo_run / "results/scijudge/sft_warmup/final").exists() and _training_pids("workflow_scripts.train.grpo"),
+    _wait_for(lambda: (demo_run / "results/scijudge/sft_warmup/final").exists() and _training_pids("workflow_scripts.train.grpo", demo_run),
               run, "GRPO to start", timeout=600)
-    for pid in _training_pids("workflow_scripts.train.grpo"):
+    for pid in _training_pids("workflow_scripts.train.grpo", demo_run):
         os.kill(pid, signal.SIGKILL)
     assert run.wait(120) != 0
     assert not (demo_run / "results/scijudge/grpo/final").exists()
