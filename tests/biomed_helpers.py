@@ -7,10 +7,9 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Iterable
+from typing import Iterable
 
 import polars as pl
 
@@ -62,26 +61,6 @@ class Hang:
 
     def release(self) -> None:
         self._gate.set()
-
-
-def kill_when(argv: list[str], ready: Callable[[], bool], waiting_for: str, hang: Hang,
-              env: dict | None = None) -> None:
-    """Run the harvester command ``argv`` until ``ready()`` holds (it then waits in ``hang``) and kill it with
-    SIGKILL: no clean-up runs, as when a node dies."""
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not ready():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, f"the harvester never asked for {waiting_for}"
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stderr.close()
-        hang.release()
 
 
 def run_to_completion(argv: list[str], env: dict | None = None) -> None:

@@ -6,9 +6,11 @@ assert on paging, headers and the interval between requests. Nothing is mocked: 
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -92,3 +94,27 @@ class LoopbackServer:
     def __exit__(self, *exc) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def kill_when(argv: list[str], ready: Callable[[], bool], waiting_for: str, release: Callable[[], None],
+              env: dict | None = None) -> None:
+    """Run the harvester command ``argv`` (from the repository root) until ``ready()`` holds, while the server holds
+    its next answer, and kill it with SIGKILL: no clean-up runs, as when a node dies. ``release`` then lets the held
+    answer go."""
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, f"the harvester never asked for {waiting_for}"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+        release()

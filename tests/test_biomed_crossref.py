@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests import biomed_helpers
-from tests.biomed_helpers import Hang, kill_when, run_to_completion
+from tests.biomed_helpers import Hang, run_to_completion
 from tests.biomed_helpers import work_list as page
-from tests.loopback import LoopbackServer, Reply
+from tests.loopback import LoopbackServer, Reply, kill_when
 from workflow_scripts.common.io import Rejects
 from workflow_scripts.sources.bad_input import BadInput
 from workflow_scripts.sources.biomed import crossref
@@ -127,7 +127,7 @@ def test_kill_mid_listing_and_resume_asks_no_page_twice(tmp_path):
     out, env = tmp_path / "listing", {**os.environ, "CROSSREF_MAILTO": MAILTO}
     with LoopbackServer() as server:
         url = api.install(server)
-        kill_when(harvest_cli(url, out), lambda: len(server.requests) >= 3, "the third page", hang, env)
+        kill_when(harvest_cli(url, out), lambda: len(server.requests) >= 3, "the third page", hang.release, env)
         assert json.loads((out / "state.json").read_text())["cursor"] == "c4"
         n_before = len(server.requests)
         run_to_completion(harvest_cli(url, out), env)

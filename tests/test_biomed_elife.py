@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 
 from tests import biomed_helpers
-from tests.biomed_helpers import Hang, help_text, kill_when, parse_cli, run_to_completion
-from tests.loopback import LoopbackServer, Reply
+from tests.biomed_helpers import Hang, help_text, parse_cli, run_to_completion
+from tests.loopback import LoopbackServer, Reply, kill_when
 from workflow_scripts.sources.biomed import elife, tables
 from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.http import HarvestError, RetryPolicy
@@ -120,7 +120,7 @@ def test_kill_mid_harvest_and_resume_asks_for_nothing_twice(tmp_path):
     with LoopbackServer() as server:
         url = api.install(server)
         kill_when(harvest_cli(url, out, done), lambda: "/articles/45678.xml" in asked(server), "the second XML",
-                  hang)
+                  hang.release)
         assert not done.exists() and [p.name for p in (out / "xml").iterdir()] == ["elife-00288-v1.xml"]
         n_before = len(server.requests)
         run_to_completion(harvest_cli(url, out, done))

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 
 from tests import biomed_helpers
-from tests.biomed_helpers import Hang, help_text, kill_when, parse_cli, run_to_completion
-from tests.loopback import LoopbackServer, Reply
+from tests.biomed_helpers import Hang, help_text, parse_cli, run_to_completion
+from tests.loopback import LoopbackServer, Reply, kill_when
 from workflow_scripts.sources.biomed import plos, tables
 from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
@@ -149,7 +149,7 @@ def test_kill_during_the_listing_and_resume_asks_no_page_twice(tmp_path):
                 "2024-12-31", "--rows", "1", "--out-dir", str(out), "--done", str(done), "--min-interval-s", "0.05",
                 "--article-min-interval-s", "0"]
         kill_when(argv, lambda: (state.exists() and json.loads(state.read_text())["pages"] == 2
-                                 and len(server.requests) == 3), "the third page", hang)
+                                 and len(server.requests) == 3), "the third page", hang.release)
         assert not done.exists()
         n_before = len(server.requests)
         run_to_completion(argv)

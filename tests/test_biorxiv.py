@@ -9,14 +9,13 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from functools import partial
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.loopback import LoopbackServer, Reply
+from tests.loopback import LoopbackServer, Reply, kill_when
 from workflow_scripts.sources import biorxiv, biorxiv_checks, citations, openalex, semantic_scholar
 from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.http import HarvestError, RetryPolicy
@@ -151,21 +150,9 @@ def test_kill_mid_harvest_and_resume_loses_and_duplicates_nothing(tmp_path):
     state = out / "state" / f"{JAN.slug('biorxiv')}.json"
     with LoopbackServer() as server:
         url = api.install(server)
-        proc = subprocess.Popen(harvest_cli(url, out, done), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 30
-            while not (state.exists() and json.loads(state.read_text())["pages"] == 2 and len(server.requests) == 3):
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "the harvester never asked for the third page"
-                time.sleep(0.05)
-            proc.kill()
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.stderr.close()
-            gate.set()
+        kill_when(harvest_cli(url, out, done),
+                  lambda: state.exists() and json.loads(state.read_text())["pages"] == 2 and len(server.requests) == 3,
+                  "the third page", gate.set)
         assert not done.exists() and json.loads(state.read_text())["cursor"] == 6
         n_before = len(server.requests)
         rerun = subprocess.run(harvest_cli(url, out, done), cwd=ROOT, capture_output=True, text=True, timeout=60)

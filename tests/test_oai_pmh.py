@@ -9,13 +9,12 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.loopback import LoopbackServer, Reply
+from tests.loopback import LoopbackServer, Reply, kill_when
 from workflow_scripts.sources import oai_pmh
 from workflow_scripts.sources.http import HarvestError, RetryPolicy
 from workflow_scripts.sources.records import PAPER_SCHEMA
@@ -291,24 +290,11 @@ def test_kill_after_page_2_and_resume_loses_and_duplicates_nothing(tmp_path):
     out_dir, done = tmp_path / "cs", tmp_path / "done.json"
     with LoopbackServer() as srv:
         srv.route("/oai", repo)
-        proc = subprocess.Popen(harvest_cli(srv.url + "/oai", out_dir, done), cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 30
-            state = out_dir / "state.json"
-            while not (state.exists() and json.loads(state.read_text())["pages"] == 2):
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "harvester never wrote page 2"
-                time.sleep(0.05)
-            while len(srv.requests) < 3:  # it is now waiting for page 3
-                time.sleep(0.02)
-            proc.kill()
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.stderr.close()
-            gate.set()
+        state = out_dir / "state.json"
+        # page 2 written and page 3 asked for: the harvester now waits for it
+        kill_when(harvest_cli(srv.url + "/oai", out_dir, done),
+                  lambda: state.exists() and json.loads(state.read_text())["pages"] == 2 and len(srv.requests) >= 3,
+                  "page 3", gate.set)
         assert not done.exists()
         assert sorted(p.name for p in out_dir.glob("page-*.xml")) == ["page-00001.xml", "page-00002.xml"]
 

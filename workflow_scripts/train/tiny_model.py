@@ -10,7 +10,7 @@ deterministic: same texts, architecture, sizes and seed give the same files byte
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -36,19 +36,25 @@ class ChatFormat:
 
 IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 
-# ChatML as Qwen writes it; the {% generation %} markers let TRL compute assistant-only masks for full-message SFT.
-QWEN3_CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{{- '<|im_start|>assistant\\n' }}"
-    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
-    "{{- '\\n' }}"
-    "{%- else %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
+def chatml_template(assistant_open: str = "'<|im_start|>assistant\\n'", preamble: str = "") -> str:
+    """ChatML as Qwen writes it; the {% generation %} markers let TRL compute assistant-only masks for full-message
+    SFT. ``assistant_open``: the Jinja expression that opens an assistant turn (written and generation prompt alike)."""
+    return (
+        preamble
+        + "{%- for message in messages %}"
+        "{%- if message['role'] == 'assistant' %}"
+        "{{- " + assistant_open + " }}"
+        "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
+        "{{- '\\n' }}"
+        "{%- else %}"
+        "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+        "{%- endif %}"
+        "{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- " + assistant_open + " }}{%- endif %}"
+    )
+
+
+QWEN3_CHAT_TEMPLATE = chatml_template()
 
 QWEN3 = ChatFormat(
     special_tokens=(ENDOFTEXT, IM_START, IM_END),
@@ -101,29 +107,13 @@ GEMMA4 = ChatFormat(
 # block, in the generation prompt and in a written assistant turn alike, so the prompt stays a prefix of prompt +
 # completion (TRL's completion mask) and training sees what inference sends. The block stays outside
 # {% generation %}: the model is not trained to write it.
-QWEN3_5_CHAT_TEMPLATE = (
-    "{%- set think = '<think>\\n\\n</think>\\n\\n' if enable_thinking is defined and not enable_thinking else '' %}"
-    "{%- for message in messages %}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{{- '<|im_start|>assistant\\n' + think }}"
-    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
-    "{{- '\\n' }}"
-    "{%- else %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' + think }}{%- endif %}"
+QWEN3_5_CHAT_TEMPLATE = chatml_template(
+    "'<|im_start|>assistant\\n' + think",
+    "{%- set think = '<think>\\n\\n</think>\\n\\n' if enable_thinking is defined and not enable_thinking else '' %}",
 )
 
-QWEN3_5 = ChatFormat(
-    special_tokens=(ENDOFTEXT, IM_START, IM_END),
-    eos=IM_END,
-    pad=ENDOFTEXT,
-    bos=None,
-    stop_tokens=(IM_END, ENDOFTEXT),
-    chat_template=QWEN3_5_CHAT_TEMPLATE,
-    plain_tokens=("<think>", "</think>"),
-)
+# Qwen3's tokens and stops; the SciJudge tags are not BioReview's
+QWEN3_5 = replace(QWEN3, chat_template=QWEN3_5_CHAT_TEMPLATE, plain_tokens=("<think>", "</think>"), single_tokens=())
 
 CHAT_FORMATS = {"qwen3": QWEN3, "gemma4": GEMMA4, "qwen3_5": QWEN3_5}
 ARCHITECTURES = tuple(CHAT_FORMATS)

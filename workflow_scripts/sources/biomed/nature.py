@@ -41,7 +41,6 @@ article's (from the full text): only an open-access article with its transparent
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -49,15 +48,15 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import lxml.html
-import pypdf
 
-from workflow_scripts.sources.bad_input import BadInput, sniff
+from workflow_scripts.sources.bad_input import BadInput
 from workflow_scripts.sources.biomed import crossref, europepmc, tables
 from workflow_scripts.sources.biomed.source_io import (Counts, Fetches, Parsed, add_output_args, clean_block,
                                                        jats_article_row, jats_files, log_failures, native_files,
                                                        policy_of, read_bytes, run_source_cli, source_cli,
                                                        write_tables)
 from workflow_scripts.sources.errors import UnusableFile, run_main
+from workflow_scripts.sources.reviews.pdf_text import check_pdf, pdf_pages
 from workflow_scripts.sources.http import PoliteClient
 
 log = logging.getLogger(__name__)
@@ -100,12 +99,6 @@ def peer_review_link(html: bytes, page_url: str, link_text: str, pattern: re.Pat
         if pattern.search(url) and any(wanted in label for label in labels):
             return url
     return None
-
-
-def check_pdf(data: bytes) -> None:
-    sniff(data)
-    if b"%PDF-" not in data[:1024]:
-        raise UnusableFile("not a pdf", f"no %PDF- header; starts with {data.lstrip()[:20]!r}")
 
 
 def landing_check(doi: str):
@@ -235,16 +228,7 @@ def split_peer_review(lines: list[str]) -> PeerReviewFile:
 
 def pdf_lines(data: bytes) -> list[str]:
     """The text lines of a PDF; UnusableFile (not a pdf, encrypted, malformed, no text) when it cannot be read."""
-    check_pdf(data)
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UnusableFile("encrypted", "the PDF needs a password to be read")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except UnusableFile:
-        raise
-    except Exception as exc:  # pypdf raises many types on broken files; each such file is one reject, not a crash
-        raise UnusableFile("malformed", f"pypdf cannot read it: {type(exc).__name__}: {exc}") from None
+    pages = pdf_pages(data)
     chars = sum(len(p.strip()) for p in pages)
     if chars < MIN_PDF_CHARS:
         raise UnusableFile("no text", f"{chars} characters of text in {len(pages)} page(s): a scan without a text "

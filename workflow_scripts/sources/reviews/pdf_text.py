@@ -111,20 +111,31 @@ def sections_of(lines: Sequence[str]) -> list[dict]:
     return sections
 
 
-def extract(data: bytes, drop: Sequence[re.Pattern], min_chars: int = DEFAULT_MIN_CHARS) -> PdfText:
-    """The sections of one PDF; UnusableFile (kind: empty, not a pdf, encrypted, malformed, no text) otherwise."""
+def check_pdf(data: bytes) -> None:
+    """UnusableFile unless ``data`` looks like a PDF (empty, an HTML error page, no header)."""
     sniff(data)
     if b"%PDF-" not in data[:1024]:  # the header may follow some bytes of junk, within the first 1024
         raise UnusableFile("not a pdf", f"no %PDF- header; starts with {data.lstrip()[:20]!r}")
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    """The text of each page of a PDF (pypdf); UnusableFile (kind: empty, not a pdf, encrypted, malformed)
+    otherwise."""
+    check_pdf(data)
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnusableFile("encrypted", "the PDF needs a password to be read")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        return [page.extract_text() or "" for page in reader.pages]
     except UnusableFile:
         raise
     except Exception as exc:  # pypdf raises many types on broken files; each such file is one reject, not a crash
         raise UnusableFile("malformed", f"pypdf cannot read it: {type(exc).__name__}: {exc}") from None
+
+
+def extract(data: bytes, drop: Sequence[re.Pattern], min_chars: int = DEFAULT_MIN_CHARS) -> PdfText:
+    """The sections of one PDF; UnusableFile (kind: empty, not a pdf, encrypted, malformed, no text) otherwise."""
+    pages = pdf_pages(data)
     lines: list[str] = []
     for text in pages:
         page_lines = drop_matching(text.split("\n"), drop)
