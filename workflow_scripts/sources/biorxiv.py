@@ -39,7 +39,8 @@ from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, err
 from workflow_scripts.sources.doi import normalize_doi
 from workflow_scripts.sources.duplicates import keep_latest
 from workflow_scripts.sources.errors import RecordError, UnusableFile, run_main
-from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
+from workflow_scripts.sources.http import (HarvestError, PoliteClient, RetryPolicy, add_policy_args, policy_of,
+                                           quiet_http_logs)
 from workflow_scripts.sources.reader_io import date_of, list_pages, lost_to_bad_pages, remove_stale_temp_files
 from workflow_scripts.sources.records import clean_text
 
@@ -348,11 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--window", required=True, action="append", type=Window.parse, dest="windows",
                    help="FROM:UNTIL posting dates, both included (repeat for several windows)")
     h.add_argument("--out-dir", required=True, type=Path, help="pages/ and state/ of every window")
-    h.add_argument("--min-interval-s", type=float, default=1.0, help="seconds between requests")
-    h.add_argument("--max-retries", type=int, default=8, help="retries on 429/5xx/network errors")
-    h.add_argument("--backoff-base-s", type=float, default=2.0, help="exponential backoff base without Retry-After")
-    h.add_argument("--backoff-max-s", type=float, default=300.0, help="backoff cap")
-    h.add_argument("--timeout-s", type=float, default=120.0, help="per-request timeout")
+    add_policy_args(h, 1.0)
     h.add_argument("--done", type=Path, help="JSON summary written when every window is complete (the Snakemake output)")
 
     s = sub.add_parser("parse", help="answers -> papers parquet + rejects",
@@ -370,11 +367,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     if args.command == "harvest":
-        for name in ("httpx", "httpcore"):  # one line per request otherwise; the progress bar says as much
-            logging.getLogger(name).setLevel(logging.WARNING)
-        policy = RetryPolicy(args.min_interval_s, args.max_retries, args.backoff_base_s, args.backoff_max_s,
-                             args.timeout_s)
-        harvest(args.base_url, args.server, args.windows, args.out_dir, policy, args.done)
+        quiet_http_logs()  # the progress bar says as much
+        harvest(args.base_url, args.server, args.windows, args.out_dir, policy_of(args), args.done)
     else:
         bad = BadInput.from_args(args, Rejects())
         papers, summary = parse(args.pages, args.server, args.categories, bad)

@@ -6,6 +6,7 @@ All external sources (OAI-PMH, arXiv API, Semantic Scholar, OpenAlex, OpenReview
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import logging
 import time
@@ -180,3 +181,25 @@ def _without_secrets(resp: httpx.Response) -> httpx.Response:
     stale = {"content-encoding", "content-length", "transfer-encoding"}
     headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in stale]
     return httpx.Response(resp.status_code, headers=headers, content=clean, request=resp.request)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the command-line options of a harvester's politeness, shared by every source
+
+
+def add_policy_args(p: argparse.ArgumentParser, min_interval_s: float, what: str = "requests") -> None:
+    p.add_argument("--min-interval-s", type=float, default=min_interval_s, help=f"seconds between {what}")
+    p.add_argument("--max-retries", type=int, default=8, help="retries on 429/5xx/network errors")
+    p.add_argument("--backoff-base-s", type=float, default=2.0, help="exponential backoff base without Retry-After")
+    p.add_argument("--backoff-max-s", type=float, default=300.0, help="backoff cap")
+    p.add_argument("--timeout-s", type=float, default=120.0, help="per-request timeout")
+
+
+def policy_of(args: argparse.Namespace, min_interval_s: float | None = None) -> RetryPolicy:
+    interval = args.min_interval_s if min_interval_s is None else min_interval_s
+    return RetryPolicy(interval, args.max_retries, args.backoff_base_s, args.backoff_max_s, args.timeout_s)
+
+
+def quiet_http_logs() -> None:
+    for name in ("httpx", "httpcore"):  # one line per request otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)

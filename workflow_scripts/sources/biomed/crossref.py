@@ -29,11 +29,12 @@ from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_atomic
 from workflow_scripts.sources.bad_input import BadInput, error_answer, load_json_file
 from workflow_scripts.sources.biomed import source_io
-from workflow_scripts.sources.biomed.source_io import add_policy_args, add_window_args, policy_of, quiet_http_logs
+from workflow_scripts.sources.biomed.source_io import add_window_args
 from workflow_scripts.sources.doi import normalize_doi
 from workflow_scripts.sources.duplicates import keep_latest
 from workflow_scripts.sources.errors import RecordError, UnusableFile, run_main
-from workflow_scripts.sources.http import USER_AGENT, HarvestError, PoliteClient, RetryPolicy
+from workflow_scripts.sources.http import (USER_AGENT, HarvestError, PoliteClient, RetryPolicy, add_policy_args,
+                                           policy_of, quiet_http_logs)
 from workflow_scripts.sources.reader_io import list_pages, remove_stale_temp_files
 from workflow_scripts.sources.records import clean_text
 

@@ -67,10 +67,9 @@ from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_a
 from workflow_scripts.sources.bad_input import BadInput, error_answer
 from workflow_scripts.sources.biomed import jats, tables
 from workflow_scripts.sources.biomed.source_io import (Counts, Parsed, add_output_args, jats_files, jats_of,
-                                                       policy_of, read_answer, run_source_cli, source_cli,
-                                                       write_tables)
+                                                       read_answer, run_source_cli, source_cli, write_tables)
 from workflow_scripts.sources.errors import UnusableFile, run_main
-from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
+from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy, policy_of
 from workflow_scripts.sources.reader_io import remove_stale_temp_files
 
 log = logging.getLogger(__name__)

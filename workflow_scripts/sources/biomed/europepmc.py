@@ -25,11 +25,11 @@ import polars as pl
 from workflow_scripts.common.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 from workflow_scripts.sources.bad_input import BadInput, error_answer, load_json_file
 from workflow_scripts.sources.biomed import source_io
-from workflow_scripts.sources.biomed.source_io import (Fetches, check_jats, file_key, log_failures, policy_of,
-                                                       run_source_cli, source_cli)
+from workflow_scripts.sources.biomed.source_io import (Fetches, check_jats, file_key, log_failures, run_source_cli,
+                                                       source_cli)
 from workflow_scripts.sources.doi import normalize_doi
 from workflow_scripts.sources.errors import RecordError, UnusableFile, run_main
-from workflow_scripts.sources.http import PoliteClient
+from workflow_scripts.sources.http import PoliteClient, policy_of
 from workflow_scripts.sources.reader_io import list_pages, remove_stale_temp_files
 
 log = logging.getLogger(__name__)

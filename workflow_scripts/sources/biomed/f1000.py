@@ -49,11 +49,11 @@ from pathlib import Path
 from workflow_scripts.common.cli import json_arg
 from workflow_scripts.sources.bad_input import BadInput
 from workflow_scripts.sources.biomed import crossref, jats, tables
-from workflow_scripts.sources.biomed.source_io import (Counts, Fetches, Parsed, add_output_args, check_jats,
-                                                       file_key, jats_article_row, jats_files, log_failures,
-                                                       policy_of, run_source_cli, source_cli, write_tables)
+from workflow_scripts.sources.biomed.source_io import (Counts, Fetches, Parsed, add_output_args, check_jats, file_key,
+                                                       jats_article_row, jats_files, log_failures, run_source_cli,
+                                                       source_cli, write_tables)
 from workflow_scripts.sources.errors import run_main
-from workflow_scripts.sources.http import HarvestError, PoliteClient
+from workflow_scripts.sources.http import HarvestError, PoliteClient, policy_of
 
 log = logging.getLogger(__name__)
 

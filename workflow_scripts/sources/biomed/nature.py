@@ -53,11 +53,10 @@ from workflow_scripts.sources.bad_input import BadInput
 from workflow_scripts.sources.biomed import crossref, europepmc, tables
 from workflow_scripts.sources.biomed.source_io import (Counts, Fetches, Parsed, add_output_args, clean_block,
                                                        jats_article_row, jats_files, log_failures, native_files,
-                                                       policy_of, read_bytes, run_source_cli, source_cli,
-                                                       write_tables)
+                                                       read_bytes, run_source_cli, source_cli, write_tables)
 from workflow_scripts.sources.errors import UnusableFile, run_main
 from workflow_scripts.sources.reviews.pdf_text import check_pdf, pdf_pages
-from workflow_scripts.sources.http import PoliteClient
+from workflow_scripts.sources.http import PoliteClient, policy_of
 
 log = logging.getLogger(__name__)
 

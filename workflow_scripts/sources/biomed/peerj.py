@@ -42,10 +42,10 @@ from lxml import etree
 from workflow_scripts.sources.bad_input import BadInput
 from workflow_scripts.sources.biomed import crossref, jats, tables
 from workflow_scripts.sources.biomed.source_io import (Counts, Fetches, Parsed, add_output_args, log_failures,
-                                                       native_files, policy_of, read_bytes, relative_name,
-                                                       run_source_cli, source_cli, write_tables)
+                                                       native_files, read_bytes, relative_name, run_source_cli,
+                                                       source_cli, write_tables)
 from workflow_scripts.sources.errors import UnusableFile, run_main
-from workflow_scripts.sources.http import PoliteClient
+from workflow_scripts.sources.http import PoliteClient, policy_of
 
 log = logging.getLogger(__name__)
 

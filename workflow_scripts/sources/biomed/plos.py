@@ -56,11 +56,10 @@ from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_a
 from workflow_scripts.sources.bad_input import BadInput, error_answer
 from workflow_scripts.sources.biomed import tables
 from workflow_scripts.sources.biomed.source_io import (Counts, Fetches, Parsed, add_output_args, add_window_args,
-                                                       check_jats, file_key, jats_article_row, jats_files,
-                                                       log_failures, policy_of, read_answer, run_source_cli,
-                                                       source_cli, write_tables)
+                                                       check_jats, file_key, jats_article_row, jats_files, log_failures,
+                                                       read_answer, run_source_cli, source_cli, write_tables)
 from workflow_scripts.sources.errors import UnusableFile, run_main
-from workflow_scripts.sources.http import HarvestError, PoliteClient
+from workflow_scripts.sources.http import HarvestError, PoliteClient, policy_of
 from workflow_scripts.sources.reader_io import remove_stale_temp_files
 
 log = logging.getLogger(__name__)

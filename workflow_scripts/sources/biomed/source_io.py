@@ -27,7 +27,7 @@ from workflow_scripts.common.io import (Rejects, append_jsonl, write_bytes_atomi
 from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, read_native, sniff
 from workflow_scripts.sources.biomed import jats, tables
 from workflow_scripts.sources.errors import UnusableFile
-from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
+from workflow_scripts.sources.http import HarvestError, PoliteClient, add_policy_args, quiet_http_logs
 from workflow_scripts.sources.reader_io import XML_SUFFIXES, list_pages, remove_stale_temp_files
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,6 @@ def file_key(doi: str) -> str:
     return doi.replace("/", "_")
 
 
-def add_policy_args(p: argparse.ArgumentParser, min_interval_s: float, what: str = "requests") -> None:
-    p.add_argument("--min-interval-s", type=float, default=min_interval_s, help=f"seconds between {what}")
-    p.add_argument("--max-retries", type=int, default=8, help="retries on 429/5xx/network errors")
-    p.add_argument("--backoff-base-s", type=float, default=2.0, help="exponential backoff base without Retry-After")
-    p.add_argument("--backoff-max-s", type=float, default=300.0, help="backoff cap")
-    p.add_argument("--timeout-s", type=float, default=120.0, help="per-request timeout")
-
-
 def date_arg(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -63,16 +55,6 @@ def add_window_args(p: argparse.ArgumentParser, until_required: bool) -> None:
     p.add_argument("--from-date", required=True, type=date_arg, help="first publication date, YYYY-MM-DD")
     p.add_argument("--until-date", required=until_required, type=date_arg,
                    help="last publication date, included" + ("" if until_required else " (default: open)"))
-
-
-def policy_of(args: argparse.Namespace, min_interval_s: float | None = None) -> RetryPolicy:
-    interval = args.min_interval_s if min_interval_s is None else min_interval_s
-    return RetryPolicy(interval, args.max_retries, args.backoff_base_s, args.backoff_max_s, args.timeout_s)
-
-
-def quiet_http_logs() -> None:
-    for name in ("httpx", "httpcore"):  # one line per request otherwise
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def read_answer(resp, read: Callable[[Any], T], where: str) -> T:
