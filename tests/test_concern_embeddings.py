@@ -10,7 +10,7 @@ import pytest
 
 from tests.concern_vectors import concern
 from workflow_scripts.eval import bioreview
-from workflow_scripts.eval.concern_embeddings import EmbeddingModelUnavailable, EmbeddingSpec, load_embedder
+from workflow_scripts.eval.concern_embeddings import MODELS, EmbeddingModelUnavailable, EmbeddingSpec, load_embedder
 from workflow_scripts.eval.concern_tables import PREDICTIONS_SCHEMA, TRUTH_SCHEMA
 
 
@@ -25,9 +25,11 @@ def test_minilm_without_its_package_names_the_package_and_the_local_copy(monkeyp
     assert "There is no fallback model." in message
 
 
-def test_specter2_needs_a_pinned_revision_or_a_local_copy(tmp_path):
-    with pytest.raises(EmbeddingModelUnavailable, match="no revision set for allenai/specter2_base: pin the hub"):
-        load_embedder(EmbeddingSpec("specter2"))
+def test_specter2_loads_its_pinned_revision_or_a_local_copy(tmp_path):
+    pinned = MODELS["specter2"].revision
+    assert len(pinned) == 40 and int(pinned, 16) >= 0  # a full commit id, never a branch name
+    with pytest.raises(EmbeddingModelUnavailable, match=f"hf download allenai/specter2_base --revision {pinned} "):
+        load_embedder(EmbeddingSpec("specter2", cache_dir=str(tmp_path)))
     with pytest.raises(EmbeddingModelUnavailable, match=f"{tmp_path} is not a model directory .*hf download "
                                                         "allenai/specter2_base"):
         load_embedder(EmbeddingSpec("specter2", path=str(tmp_path), revision="abc"))
@@ -54,7 +56,7 @@ def test_the_command_refuses_to_run_without_its_model(tmp_path, capsys):
         bioreview.main(["--predictions", str(preds), "--truth", str(truth), "--embedding-model", "specter2",
                         "--out-json", str(tmp_path / "m.json"), "--out-md", str(tmp_path / "m.md")])
     assert exit_.value.code == 1
-    assert "ERROR workflow_scripts.eval.bioreview: no revision set for allenai/specter2_base" in capsys.readouterr().err
+    assert "ERROR workflow_scripts.eval.bioreview: cannot load it from allenai/specter2_base" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()
 
 

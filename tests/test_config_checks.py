@@ -100,6 +100,10 @@ def test_trainer_keys_are_checked_with_their_full_key_path():
     assert "config key scijudge.grpo.trainer.learning_rat: unknown; did you mean learning_rate?" in msg
     assert "config key scijudge.sft_warmup.trainer.max_lenght: unknown; did you mean max_length?" in msg
     assert "config key scijudge.sft_warmup.trainer: config key 'output_dir' is not allowed here" in msg
+    # every line's training blocks, not only SciJudge's
+    msg = problems(DEMO, reviewer={"sft": {"trainer": {"lora_rr": 8}}}, bioreview={"sft": {"trainer": {"max_step": 1}}})
+    assert "config key reviewer.sft.trainer.lora_rr: unknown; did you mean lora_r?" in msg
+    assert "config key bioreview.sft.trainer.max_step: unknown; did you mean max_steps?" in msg
     # model keys (ModelArgs) and script keys route like at the start of training
     assert block_problems("k", {"lora_r": 8, "rewards": {"format": 0.0}, "beta": 0.0}, "grpo") == []
     assert block_problems("k", {"zzz": 1}, "sft") == [

