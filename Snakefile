@@ -52,6 +52,9 @@ rule all:
         REVIEWER_DATA,
         REVIEWER_TRAINING,
         REVIEWER_EVALUATION,
+        BIOREVIEW_DATA,
+        BIOREVIEW_TRAINING,
+        BIOREVIEW_EVALUATION,
 
 
 # Named targets, one per artifact: `snakemake papers`, `snakemake pairs`, ...

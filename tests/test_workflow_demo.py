@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,11 +109,84 @@ def test_demo_runs_the_reviewer_line(demo_run):
     assert texts == [json.loads(line)["text"] for line in (reviewer / "teacher/answers.jsonl").read_text().splitlines()]
 
 
+# ---- the BioReview line (in `all`): metrics, the QLoRA adapter, audit, card and rejects, a planted leak
+
+BIO = "results/bioreview"
+
+
+def _json(path):
+    return json.loads(path.read_text())
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_bioreview_metrics_score_both_models_and_the_baselines_on_the_test_split(demo_run):
+    metrics = _json(demo_run / BIO / "eval/metrics.json")
+    models = {system["model"] for system in metrics["systems"]}
+    assert models == {"base", "tuned", "baseline:paper_blind", "baseline:nearest_training_article"}
+    test = pl.read_parquet(demo_run / BIO / "splits/test.parquet")
+    predictions = pl.read_parquet(demo_run / BIO / "eval/predictions/tuned.parquet")
+    assert sorted(predictions["article_id"]) == sorted(test["article_id"])
+    # every output is accounted for: parsed whole, by the fallback, or a counted failure
+    parse = _json(demo_run / BIO / "eval/predictions/tuned.json")["parse"]
+    assert parse["json"] + parse["fallback"] + parse["failed"] == test.height
+    assert predictions["parse_ok"].sum() == parse["json"]
+    tuned_raw = next(s for s in metrics["systems"] if s["label"] == "tuned [raw]")
+    assert tuned_raw["parse_failures"] == test.height - parse["json"]
+    # the demo matcher is labelled: not the reference's embedding model, its threshold calibrated
+    md = (demo_run / BIO / "eval/metrics.md").read_text()
+    assert "Not comparable with SPECTER2" in md and "calibrated on" in md
+
+
+def test_the_bioreview_qlora_run_trained_a_4bit_adapter_on_the_card_targets(demo_run):
+    adapter = _json(demo_run / BIO / "sft/adapter/adapter_config.json")
+    assert (adapter["r"], adapter["lora_alpha"]) == (16, 32)
+    assert sorted(adapter["target_modules"]) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                        "up_proj", "down_proj"])
+    log = (demo_run / "results/logs/bioreview_sft.log").read_text()
+    assert "LoRA tensors match base model" in log
+    assert _json(demo_run / "results/models/tiny-qwen3_5/config.json")["layer_types"] == ["linear_attention",
+                                                                                    "full_attention"]
+
+
+def test_bioreview_audit_card_and_rejects(demo_run):
+    audit = _json(demo_run / BIO / "leakage_audit.json")
+    assert audit["ok"] and not audit["family_across_splits"] and not audit["doi_family_across_splits"]
+    card = (demo_run / BIO / "README.md").read_text()
+    for heading in ("## Sources", "## Extraction", "## Splits", "## SFT rows", "what may be redistributed"):
+        assert heading in card, heading
+    assert "demo stand-in bioreview_extractor" in card
+    # the demo plants one bad file or record per source, and bad answers in the extractor's: each counted
+    for source in ("elife", "plos", "f1000", "nature"):
+        summary = _json(demo_run / f"results/biomed/{source}.summary.json")
+        rejects = _lines(demo_run / f"results/biomed/{source}.rejects.jsonl")
+        assert summary["rejected"] == len(rejects) >= 1, source
+    counts = _json(demo_run / BIO / "extraction/counts.json")
+    assert counts["rejected"] == len(_lines(demo_run / BIO / "extraction/rejects.jsonl")) >= 1
+    assert sum(counts["dropped"].values()) >= 1
+
+
+def test_a_planted_bioreview_leak_fails_the_dag(demo_run, tmp_path):
+    leaky = tmp_path / "leaky"
+    shutil.copytree(demo_run, leaky, symlinks=True)
+    splits = leaky / BIO / "splits"
+    train, val = pl.read_parquet(splits / "train.parquet"), pl.read_parquet(splits / "val.parquet")
+    leaked = train.row(0, named=True)["article_id"]
+    pl.concat([val, train.head(1).with_columns(pl.lit("val").alias("split"))]).write_parquet(splits / "val.parquet")
+    proc = snakemake(leaky, "--cores", "2", "bioreview", check=False)
+    assert proc.returncode != 0
+    assert "Error in rule bioreview_leakage_audit" in proc.stderr
+    assert leaked in (leaky / "results/logs/bioreview_leakage_audit.log").read_text()
+
+
 def test_report_shows_table_chart_and_curves(demo_run):
     snakemake(demo_run, "--report", "report.html")
     html = (demo_run / "report.html").read_text(errors="replace")
     for name in ("metrics.md", "accuracy.png", "curves.png", "both A/B orders", "reliability.png", "llm_calls.md",
-                 "always-accept", "checkpoint_curves.png", "accuracy against GRPO training step"):
+                 "always-accept", "checkpoint_curves.png", "accuracy against GRPO training step",
+                 "BioReview test split", "Hungarian assignment"):
         assert name in html, name
 
 
