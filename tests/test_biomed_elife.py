@@ -16,7 +16,7 @@ import pytest
 from tests import biomed_helpers
 from tests.biomed_helpers import Hang, help_text, parse_cli, run_to_completion
 from tests.loopback import LoopbackServer, Reply, kill_when
-from workflow_scripts.sources.biomed import elife, tables
+from workflow_scripts.sources.biomed import elife, jats, tables
 from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.http import HarvestError, RetryPolicy
 
@@ -162,7 +162,7 @@ def test_a_bad_list_answer_is_never_saved_and_stops_naming_the_url(tmp_path):
 
 def test_a_failing_article_xml_is_listed_and_asked_again_by_the_rerun(tmp_path):
     api = FakeElife()
-    api.hooks["/articles/45678.xml"] = lambda req: Reply(404, "not found")
+    api.hooks["/articles/45678.xml"] = lambda req: Reply(503, "busy")
     api.hooks["/articles/88888.xml"] = lambda req: Reply(200, "<!DOCTYPE html><html><title>Oops</title></html>")
     api.hooks["/articles/00288.xml"] = lambda req: Reply(200, (FIXTURES / "elife-45678-v2.xml").read_bytes())
     out = tmp_path / "raw"
@@ -171,7 +171,7 @@ def test_a_failing_article_xml_is_listed_and_asked_again_by_the_rerun(tmp_path):
         summary = elife.harvest(url, url, out, ["research-article"], 2, FAST)
         assert summary["failed"] == ["elife-00288-v1.xml", "elife-45678-v2.xml", "elife-88888-v3.xml"]
         failures = json.loads((out / "xml_failures.json").read_text())
-        assert "wrong article" in failures["elife-00288-v1.xml"] and "HTTP 404" in failures["elife-45678-v2.xml"]
+        assert "wrong article" in failures["elife-00288-v1.xml"] and "HTTP 503" in failures["elife-45678-v2.xml"]
         assert "HTML page" in failures["elife-88888-v3.xml"]
         assert list((out / "xml").iterdir()) == [] and summary["xml_on_disk"] == 0  # none of them saved
 
@@ -182,6 +182,28 @@ def test_a_failing_article_xml_is_listed_and_asked_again_by_the_rerun(tmp_path):
         summary = elife.harvest(url, url, out, ["research-article"], 2, FAST)
     assert asked(server)[n_before:] == [f"/articles/{eid}.xml" for eid in FETCHED]
     assert summary["failed"] == [] and json.loads((out / "xml_failures.json").read_text()) == {}
+
+
+def test_an_article_answered_404_is_a_final_reject_that_neither_stops_the_harvest_nor_is_asked_again(tmp_path):
+    api = FakeElife()
+    gone = {"/articles/00288.xml": 404, "/articles/45678.xml": 410}  # two in a row: still not the site failing
+    for path, status in gone.items():
+        api.hooks[path] = lambda req, status=status: Reply(status, "no such article")
+    out = tmp_path / "raw"
+    with LoopbackServer() as server:
+        url = api.install(server)
+        summary = elife.harvest(url, url, out, ["research-article"], 2, FAST, max_consecutive_failures=1)
+        assert [r.path for r in server.requests].count("/articles/00288.xml") == 1  # a 404 is never retried
+        assert summary["gone"] == ["elife-00288-v1.xml", "elife-45678-v2.xml"] and summary["failed"] == []
+        assert summary["xml_on_disk"] == 1  # the harvest went on to 88888
+        rows = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+        assert [(r["file"], r["record"], r["status"]) for r in rows] == [
+            ("elife-00288-v1.xml", "10.7554/eLife.00288", 404), ("elife-45678-v2.xml", "10.7554/eLife.45678", 410)]
+        assert rows[0]["reason"].startswith("HTTP 404 (gone): GET ") and "/articles/00288.xml" in rows[0]["url"]
+        n_before = len(server.requests)
+        again = elife.harvest(url, url, out, ["research-article"], 2, FAST)
+    assert asked(server)[n_before:] == []  # the listing is complete, 88888 on disk, the gone ones final
+    assert again["gone"] == summary["gone"] and json.loads((out / "xml_failures.json").read_text()) == {}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -216,13 +238,15 @@ def test_the_three_review_styles(tmp_path):
         ("elife:88888.3#r1-1", 1, 1, "referee-report"),
         ("elife:88888.3#r1-2", 2, 1, "referee-report"),
     ]
-    letter, _, first, _ = reports["text"].to_list()
+    letter, _, first, second = reports["text"].to_list()
     assert letter.startswith("Thank you for sending your work") and "multiple comparisons" in letter
     assert "eLife posts" not in letter and "DOI:" not in letter  # the boxed note and the DOI line left out
-    # reviewer 1's public review with their recommendations for the authors, one report
+    # each reviewer's public review with their part of the "Recommendations for authors" (editor and all reviewers,
+    # id sa3: never a reviewer 3), one report per reviewer
     assert first == ("Summary: the authors image astrocytes.\n\nWeaknesses: the sample is four mice.\n\n"
                      "Please show the raw traces.")
-    assert summary["reports_merged"] == 1
+    assert second == "Weaknesses: sleep deprivation stresses the mice.\n\nMeasure corticosterone after the deprivation."
+    assert summary["reports_merged"] == 2
     assert responses.select("response_id", "kind").rows() == [
         ("elife:00288.1#SA2", "reply"), ("elife:45678.2#sa2", "reply"), ("elife:88888.3#sa4", "author-comment")]
     # the assessment and the editor's evaluation: never a reviewer's report
@@ -258,15 +282,42 @@ def test_bad_files_articles_and_sub_articles_are_rejects_naming_file_and_reason(
         ("elife-99004-v1.xml.gz", "*", "bad file (malformed)"),  # not gzip: unreadable
         ("journal.pone.0303005.xml", "*", "bad file (wrong source)"),
     ]
-    # the rest of the damaged article is kept: reviewer 1, and the joint review numbered by its id (sa3)
+    # the rest of the damaged article is kept: reviewer 1, and the joint review, all reviewers' (reviewer 0)
     assert frames["reports"].filter(pl.col("article_id") == "elife:99002.2")["report_id"].to_list() == [
-        "elife:99002.2#r1-1", "elife:99002.2#r1-3"]
+        "elife:99002.2#r1-0", "elife:99002.2#r1-1"]
     assert (summary["articles"], summary["files"], summary["papers_lost"]) == (4, 10, 4)
     assert summary["rejects"]["article without body"] == 1
 
     # more bad files than allowed: the step fails, naming them
     with pytest.raises(BadFileError, match=r"4 paper\(s\) \(40.00%\) lost"):
         parse(tmp_path, FIXTURES, extra=("--quarantine-bad-files", "--max-lost-fraction", "0.1"))
+
+
+def referee_report(title: str, text: str, sid: str) -> jats.SubArticle:
+    number = int(sid[2:])
+    return jats.SubArticle("referee-report", sid, title, text, number, None, None, None)
+
+
+@pytest.mark.parametrize(("subs", "expected"), [
+    # the published version's consolidated recommendations: the editor's note is a letter (reviewer 0), each part
+    # goes to its reviewer, one without a public review (3) gets a report of its own
+    ([("Reviewer #1 (Public review):", "Weak controls.", "sa1"),
+      ("Recommendations for authors", "Reviewing Editor Comments:\n\nAdd a power analysis.\n\n"
+       "Reviewer #1 (Recommendations for the authors):\n\nShow raw traces.\n\n"
+       "Reviewer #3 (Recommendations for the authors): Cite Lee 2020.", "sa4")],
+     {0: "Reviewing Editor Comments:\n\nAdd a power analysis.", 1: "Weak controls.\n\nShow raw traces.",
+      3: "Cite Lee 2020."}),
+    # recommendations that name no reviewer, a joint review: all reviewers' together, never the id's number
+    ([("Recommendations for authors", "The reviewers agree that the statistics need work.", "sa3"),
+      ("Joint Public Review:", "A consensus of both reviewers.", "sa2")],
+     {0: "The reviewers agree that the statistics need work.\n\nA consensus of both reviewers."}),
+])
+def test_referee_reports_are_numbered_by_their_eLife_titles(subs, expected):
+    rows = elife.ArticleTables("elife:1.1")
+    for title, text, sid in subs:
+        rows.add_referee_report(referee_report(title, text, sid))
+    assert {reviewer: row["text"] for (_, reviewer), row in rows.reports.items()} == expected
+    assert all(row["report_id"] == f"elife:1.1#r1-{n}" for (_, n), row in rows.reports.items())
 
 
 def test_cli_help():

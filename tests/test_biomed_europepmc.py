@@ -20,11 +20,13 @@ FIXTURES = biomed_helpers.FIXTURES / "europepmc"
 FAST = RetryPolicy(min_interval_s=0.0, max_retries=2, backoff_base_s=0.05, backoff_max_s=0.2, timeout_s=30)
 WITH_TEXT, NO_PMC, UNKNOWN, NOT_IN_EPMC = ("10.1038/s41467-021-20001-1", "10.1038/s41467-021-20002-2",
                                            "10.1038/s41467-021-20003-3", "10.1038/s41467-021-20004-4")
+NOT_OPEN, WITHDRAWN = "10.1038/s41556-021-20005-5", "10.1038/s41467-021-20006-6"
 
 
-def lite(doi: str, pmcid: str | None = None, in_epmc: str = "Y") -> dict:
+def lite(doi: str, pmcid: str | None = None, in_epmc: str = "Y", open_access: bool | None = None) -> dict:
+    open_access = bool(pmcid) if open_access is None else open_access
     return {"id": doi[-7:], "source": "MED", "pmid": doi[-7:], "doi": doi.upper(), "title": f"Title of {doi}",
-            "journalTitle": "Nat Commun", "isOpenAccess": "Y" if pmcid else "N", "inEPMC": in_epmc,
+            "journalTitle": "Nat Commun", "isOpenAccess": "Y" if open_access else "N", "inEPMC": in_epmc,
             **({"pmcid": pmcid} if pmcid else {})}
 
 
@@ -34,6 +36,9 @@ RECORDS = {
     NO_PMC: [lite(NO_PMC)],
     UNKNOWN: [],
     NOT_IN_EPMC: [lite(NOT_IN_EPMC, "PMC7000004", in_epmc="N")],
+    # on Europe PMC's site, but outside the open access subset that fullTextXML serves: never asked for
+    NOT_OPEN: [lite(NOT_OPEN, "PMC7000005", open_access=False)],
+    WITHDRAWN: [lite(WITHDRAWN, "PMC7000006")],  # its fullTextXML answers 404
 }
 
 
@@ -45,6 +50,7 @@ class FakeEuropePmc:
     def install(self, server: LoopbackServer) -> str:
         server.route("/search", self.search)
         server.route("/PMC7000001/fullTextXML", self.full_text)
+        server.route("/PMC7000006/fullTextXML", lambda req: Reply(404, '{"errMsg": "not found"}'))
         return server.url
 
     def search(self, req) -> Reply:
@@ -63,7 +69,7 @@ class FakeEuropePmc:
         return Reply(200, (FIXTURES / "PMC7000001.xml").read_bytes(), content_type="application/xml")
 
 
-def harvest(url: str, out: Path, dois=tuple(RECORDS), policy=FAST) -> dict:
+def harvest(url: str, out: Path, dois=tuple(RECORDS)[:4], policy=FAST) -> dict:
     with PoliteClient(policy) as client:
         return europepmc.harvest(list(dois), client, url, out, page_size=1)
 
@@ -82,7 +88,7 @@ def test_dois_to_pmcids_to_full_texts_with_a_429_waited_out_then_nothing_asked_a
     texts = [r for r in server.requests if r.path.endswith("/fullTextXML")]
     assert [r.path for r in texts] == ["/PMC7000001/fullTextXML"] * 2 and texts[1].at - texts[0].at >= 0.95
     assert summary == {"source": "europepmc", "dois": 4, "not_found": 1, "no_pmcid": 1, "no_full_text": 1,
-                       "full_texts": 1, "fetched": 1, "on_disk": 0, "failed": 0}
+                       "not_open_access": 0, "full_texts": 1, "fetched": 1, "on_disk": 0, "failed": 0, "gone": 0}
     saved = out / "fulltext" / "PMC7000001.xml"
     assert saved.read_bytes() == (FIXTURES / "PMC7000001.xml").read_bytes()
     assert jats.read_jats(saved.read_bytes(), file=str(saved)).doi == WITH_TEXT
@@ -107,6 +113,26 @@ def test_a_page_saved_before_its_state_is_asked_again_under_its_number(tmp_path)
         harvest(url, out, dois=[WITH_TEXT])
     assert [(r.path, r.arg("cursorMark")) for r in server.requests[n_before:]] == [("/search", "c1")]
     assert len(list(doi_dir.glob("page-*.json"))) == 2
+
+
+def test_only_open_access_full_texts_are_asked_for_and_a_404_is_final(tmp_path):
+    out = tmp_path / "epmc"
+    with LoopbackServer() as server:
+        url = FakeEuropePmc().install(server)
+        summary = harvest(url, out, dois=[NOT_OPEN, WITHDRAWN, WITH_TEXT])
+        texts = [r.path for r in server.requests if r.path.endswith("/fullTextXML")]
+        assert texts == ["/PMC7000006/fullTextXML", "/PMC7000001/fullTextXML"]  # not PMC7000005; the 404 once
+        assert (summary["not_open_access"], summary["gone"], summary["full_texts"], summary["failed"]) == (1, 1, 1, 0)
+        row = json.loads((out / "rejects.jsonl").read_text())
+        assert (row["file"], row["record"], row["status"]) == ("fulltext/PMC7000006.xml",
+                                                                f"{WITHDRAWN} PMC7000006", 404)
+        assert (out / "failures.jsonl").read_text() == ""
+        n_before = len(server.requests)
+        again = harvest(url, out, dois=[NOT_OPEN, WITHDRAWN, WITH_TEXT])
+    assert server.requests[n_before:] == [] and (again["gone"], again["on_disk"]) == (1, 1)
+    ids, _, summary = parse(tmp_path, out / "search")
+    assert set(ids.filter(pl.col("full_text"))["pmcid"]) == {"PMC9999999", "PMC7000001", "PMC7000006"}
+    assert ids.filter(pl.col("doi") == NOT_OPEN)["full_text"].to_list() == [False]
 
 
 def test_a_full_text_answered_with_an_html_page_is_not_saved_and_is_asked_again(tmp_path):

@@ -111,7 +111,8 @@ def test_crossref_landing_page_review_file_and_full_text_then_nothing_asked_agai
     gaps = [b.at - a.at for a, b in zip(site, site[1:])]
     assert min(gaps) >= 0.18 and gaps[1] >= 0.95, f"site requests too close or the 429 not waited out: {gaps}"
     assert summary["journals"]["Nature Communications"] == {
-        "articles": 2, "news_skipped": 1, "with_peer_review_file": 1, "without_peer_review_file": 1, "failed": 0}
+        "articles": 2, "news_skipped": 1, "with_peer_review_file": 1, "without_peer_review_file": 1, "failed": 0,
+        "gone": 0}
     assert summary["europepmc"]["full_texts"] == 1
     assert (out / "peer_review" / "s41467-021-20001-1.pdf").read_bytes()[:5] == b"%PDF-"
     assert (out / "landing" / "s41467-021-20001-1.html").exists()
@@ -137,6 +138,26 @@ def test_a_review_file_answered_with_an_html_page_is_not_saved_and_is_asked_agai
         summary = harvest(url, out)
     assert summary["journals"]["Nature Communications"]["with_peer_review_file"] == 1
     assert [r.path for r in server.requests].count("/articles/s41467-021-20001-1") == 1  # kept from the first run
+
+
+def test_a_landing_page_or_review_file_answered_404_is_a_final_reject_and_the_harvest_goes_on(tmp_path):
+    out = tmp_path / "raw"
+    with LoopbackServer() as server:
+        url = install(server, [Reply(404, "gone")])  # the review file's link is dead
+        server.route("/articles/s41467-021-20005-5", lambda req: Reply(410, "withdrawn"))
+        summary = harvest(url, out)
+        assert summary["journals"]["Nature Communications"] == {
+            "articles": 2, "news_skipped": 1, "with_peer_review_file": 0, "without_peer_review_file": 0,
+            "failed": 0, "gone": 2}
+        assert (summary["gone"], summary["failed"]) == (2, 0) and (out / "failures.jsonl").read_text() == ""
+        rows = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+        assert [(r["file"], r["record"], r["status"]) for r in rows] == [
+            ("peer_review/s41467-021-20001-1.pdf", REVIEWED, 404), ("landing/s41467-021-20005-5.html", UNREVIEWED, 410)]
+        n_before = len(server.requests)
+        again = harvest(url, out)
+    # each asked once (never retried), never again; the landing page on disk is read from disk
+    assert server.requests[n_before:] == [] and again["journals"]["Nature Communications"]["gone"] == 2
+    assert [r.path for r in server.requests].count(ESM) == 1
 
 
 def test_the_link_is_found_by_label_and_pattern():
@@ -202,6 +223,36 @@ def test_a_review_file_gives_reports_per_round_and_reviewer_and_the_authors_resp
 ])
 def test_split_peer_review(lines, expected):
     assert nature.split_peer_review(lines).reports == expected
+
+
+ROUND_2 = ["Reviewer #1 (Remarks to the Author):", "The lineage tracing is convincing.",
+           "Reviewer #2 (Remarks to the Author):", "The facility effect remains untested."]
+
+
+@pytest.mark.parametrize(("response", "answer"), [
+    # the authors quote every reviewer's heading: a heading quoted before, met again, starts the next round
+    (["Response to Reviewers", "Reviewer #1 (Remarks to the Author): Lineage tracing is needed.",
+      "Response: we added it.", "Reviewer #2 (Remarks to the Author): The facility differs.",
+      "Response: now described."],
+     ["Reviewer #1 (Remarks to the Author): Lineage tracing is needed.", "Response: we added it.",
+      "Reviewer #2 (Remarks to the Author): The facility differs.", "Response: now described."]),
+    # the authors quote no heading: the template heading with no answer under it starts the next round
+    (["Point-by-point response", "We thank the reviewers.", "1. Lineage tracing was added (Fig. 3)."],
+     ["We thank the reviewers.", "1. Lineage tracing was added (Fig. 3)."]),
+])
+def test_a_response_without_the_next_rounds_banner_does_not_swallow_that_round(response, answer):
+    review = nature.split_peer_review(["REVIEWERS' COMMENTS", *ROUND_1, *response, *ROUND_2])  # no second banner
+    assert sorted(review.reports) == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert review.reports[(2, 1)] == ["The lineage tracing is convincing."]
+    assert review.reports[(2, 2)] == ["The facility effect remains untested."]
+    assert review.responses == [(1, answer)]
+
+
+def test_a_quoted_heading_with_the_authors_answer_stays_in_the_response():
+    quote = ["Response to Reviewers", "Reviewer #1 (Remarks to the Author):", "Lineage tracing is needed.",
+             "We added lineage tracing (new Fig. 3)."]
+    review = nature.split_peer_review(["REVIEWERS' COMMENTS", *ROUND_1, *quote])
+    assert sorted(review.reports) == [(1, 1), (1, 2)] and review.responses == [(1, quote[1:])]
 
 
 def test_unreadable_pdfs_and_unmatched_files_are_rejects_naming_file_and_reason(tmp_path):

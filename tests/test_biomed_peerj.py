@@ -52,11 +52,13 @@ def test_first_round_reviewers_and_the_article_body_from_the_two_pages(tmp_path)
         "Experimental design", "The uptake assay lacks a zinc-free control.",
         "Validity of the findings", "Three wells per group are too few.", "No test is named for the p values.",
         "Additional comments", "No comment."]
+    # reviewer 2's older heading stays; the review's citation, inside the body or after it, is cut off
+    assert reports["text"][1] == "Comments for the author\n\nThe transporters are named but never knocked down."
+    assert not reports["text"].str.contains("Cite this review|Peer Review #|rebuttal").any()
     assert not any("reviewers' comments" in t or "revision" in t for t in reports["text"])  # decisions, round 2
     assert summary["later_round_reviews"] == 1
-    assert [(r["file"], r["record"], r["reason"]) for r in rejects] == [
-        (str(FIXTURES / "reviews-2000.html"), "10.7717/peerj.2000",
-         "review history without first-round reviewer reports")]
+    # peerj.2000's authors did not publish its history: counted, not a reject
+    assert not rejects and summary["review_history_not_published"] == 1
 
 
 def test_bad_pages_and_records_are_rejects_naming_the_file(tmp_path):
@@ -65,7 +67,8 @@ def test_bad_pages_and_records_are_rejects_naming_the_file(tmp_path):
     history, article = (FIXTURES / "reviews-1000.html").read_text(), (FIXTURES / "article-1000.html").read_text()
     (snap / "a.html").write_text(article)
     # reviewer 2's text is missing: the report is a reject, reviewer 1 is kept
-    reviewer_2 = "<h4>Basic reporting</h4>\n      <p>The transporters are named but never knocked down.</p>"
+    start = history.index("<h4>Comments for the author</h4>")
+    reviewer_2 = history[start: history.index("</p>", start) + len("</p>")]
     assert reviewer_2 in history
     (snap / "r.html").write_text(history.replace(reviewer_2, ""))
     without_body = article.replace('<div class="body" lang="en">', '<div class="nobody">')
@@ -88,6 +91,34 @@ def test_bad_pages_and_records_are_rejects_naming_the_file(tmp_path):
         ("empty.html", "*", "bad file (empty)"), ("nobody.html", "10.7717/peerj.3000", "article without body"),
         ("r.html", "10.7717/peerj.1000 version-0-1-review-2", "review without text")]
     assert summary["papers_lost"] == 3
+
+
+def test_a_withheld_history_is_told_by_its_text_and_a_missing_page_is_final(tmp_path):
+    withheld = (FIXTURES / "reviews-2000.html").read_bytes()
+    # no canonical link, no review blocks: the sentence alone says it is the review-history page
+    assert peerj.read_page(withheld, Path("p"), "p").kind == "reviews"
+    peerj.check_page("reviews")(withheld)
+
+    def works(req):
+        dois = ["10.7717/peerj.2000", "10.7717/peerj.3000"] if req.arg("cursor") == "*" else []
+        items = [{"DOI": d, "type": "journal-article", "container-title": ["PeerJ"]} for d in dois]
+        return Reply(200, json.dumps(work_list(items, "n", 2, 20)))
+
+    out, fast = tmp_path / "raw", RetryPolicy(min_interval_s=0.0, max_retries=2, backoff_base_s=0.05, timeout_s=30)
+    with LoopbackServer() as server:
+        server.route("/works", works)
+        server.route("/articles/2000/reviews/", lambda req: Reply(200, withheld, content_type="text/html"))
+        server.route("/articles/3000/reviews/", lambda req: Reply(404, "Not Found"))
+        harvest = peerj.Harvest(server.url, server.url, dt.date(2015, 1, 1), None, out, None)
+        with crossref.polite_client(fast, None) as listing, PoliteClient(fast) as client:
+            summary = harvest.run(listing, client)
+            assert (summary["fetched"], summary["failed"], summary["gone"]) == (1, 0, 1)
+            row = json.loads((out / "rejects.jsonl").read_text())
+            assert (row["file"], row["record"], row["status"]) == ("pages/peerj-3000-reviews.html",
+                                                                    "10.7717/peerj.3000", 404)
+            n_before = len(server.requests)
+            assert harvest.run(listing, client)["gone"] == 1 and len(server.requests) == n_before
+    assert [r.path for r in server.requests].count("/articles/3000/reviews/") == 1
 
 
 def test_harvest_fetches_the_article_page_only_for_a_review_history_with_reports(tmp_path):
@@ -124,5 +155,5 @@ def test_harvest_fetches_the_article_page_only_for_a_review_history_with_reports
     assert (summary["articles"], summary["with_first_round_reviews"], summary["fetched"]) == (2, 1, 3)
     assert sorted(p.name for p in (out / "pages").iterdir()) == [
         "peerj-1000-article.html", "peerj-1000-reviews.html", "peerj-2000-reviews.html"]
-    frames, rejects, _ = parse(tmp_path, out / "pages")
-    assert frames["reports"].height == 2 and [r["record"] for r in rejects] == ["10.7717/peerj.2000"]
+    frames, rejects, summary = parse(tmp_path, out / "pages")
+    assert frames["reports"].height == 2 and not rejects and summary["review_history_not_published"] == 1

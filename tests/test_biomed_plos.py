@@ -16,6 +16,7 @@ import pytest
 from tests import biomed_helpers
 from tests.biomed_helpers import Hang, help_text, parse_cli, run_to_completion
 from tests.loopback import LoopbackServer, Reply, kill_when
+from workflow_scripts.datasets.bioreview_inputs import read_reports
 from workflow_scripts.sources.biomed import plos, tables
 from workflow_scripts.sources.errors import BadFileError
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy
@@ -114,18 +115,27 @@ def test_search_pages_keep_the_rate_limit_wait_out_a_429_and_every_article_is_ke
 
 
 def test_an_article_that_cannot_be_fetched_is_recorded_and_asked_again_next_run(tmp_path):
-    api = FakePlos({"PLoSBiology": [BIOLOGY, "10.1371/journal.pbio.9999999"]})
+    missing = "10.1371/journal.pbio.9999999"
+    api = FakePlos({"PLoSBiology": [BIOLOGY, missing]})
     out = tmp_path / "raw"
     with LoopbackServer() as server:
         summary = harvest(api.install(server), out, keys=("PLoSBiology",), rows=5)
-        failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
-        assert summary["failed"] == 1 and "HTTP 404" in failures[0]["reason"]
-        assert failures[0]["url"].endswith("/plosbiology/article/file?id=10.1371/journal.pbio.9999999&type=manuscript")
-        # an HTML page served with status 200 is refused, never saved as an article
+        # a 404 is about that one article: a final rejects row naming it and the status, asked once, the harvest
+        # goes on; a rerun never asks for it again
+        assert (summary["fetched"], summary["failed"], summary["gone"]) == (1, 0, 1)
+        assert (out / "failures.jsonl").read_text() == ""
+        row = json.loads((out / "rejects.jsonl").read_text())
+        assert (row["file"], row["record"], row["status"]) == (
+            "articles/PLoSBiology/10.1371_journal.pbio.9999999.xml", missing, 404)
+        assert row["url"].endswith("/plosbiology/article/file?id=10.1371/journal.pbio.9999999&type=manuscript")
+        assert row["reason"].startswith("HTTP 404 (gone): GET ")
+        # an HTML page served with status 200 is refused, never saved as an article, and asked again
         server.route("/plosbiology/article/file", lambda req: Reply(200, "<html><title>Maintenance</title></html>"))
         shutil.rmtree(out / "articles")
+        n_before = len(server.requests)
         summary = harvest(server.url, out, keys=("PLoSBiology",), rows=5)
-    assert summary["failed"] == 2 and not list((out / "articles").rglob("*.xml"))
+        assert [r.arg("id") for r in server.requests[n_before:]] == [BIOLOGY]
+    assert (summary["failed"], summary["gone"]) == (1, 1) and not list((out / "articles").rglob("*.xml"))
     assert "html" in (out / "failures.jsonl").read_text()
 
 
@@ -193,9 +203,7 @@ def test_review_histories_become_reports_per_reviewer_and_round_and_responses(tm
         "1. Is the manuscript technically sound, and do the data support the conclusions?\nPartly\n\n"
         "2. Has the statistical analysis been performed appropriately and rigorously?\nNo\n\n"
         "3. Review Comments to the Author\nA single spot urine sample cannot estimate habitual sodium intake.\n\n"
-        "Adjustment for antihypertensive medication is missing.\n\n"
-        "4. PLOS authors have the option to publish the peer review history of their article. Do you want your "
-        "identity to be public for this peer review?\nNo")
+        "Adjustment for antihypertensive medication is missing.")  # the identity question's answer: no review
     assert one["text"][1].startswith("1. Is the manuscript technically sound, and do the data support the "
                                       "conclusions?\nYes\n\n2. Has")
     assert not one["text"].str.contains(r"\*\*\*|NOTE|Editor Comments|Dear Dr").any()
@@ -221,9 +229,55 @@ def test_review_histories_become_reports_per_reviewer_and_round_and_responses(tm
     ("1. Please add controls.\nReviewer #1: x\n2. Not a question: no separator in the letter",
      {1: "x\n2. Not a question: no separator in the letter"}),
     ("As Reviewer #1 noted: the point stands.", {}),  # not at the start of a line: no heading
+    # the identity question and the instructions after it (no asterisks) are not the review; the editor's numbered
+    # requirement is no question: the questionnaire opens after "Reviewer's Responses to Questions"
+    ("1. Please add controls.\nReviewer's Responses to Questions\nReviewer #1: x\n**********\n"
+     "Do you want your identity to be public for this peer review? See our Privacy Policy.\n"
+     "Reviewer #1: Yes: Jo Bloggs\nFigure Files:\nPlease use PACE.", {1: "x"}),
+    ("Reviewer #1: the review\n[NOTE: If reviewer comments were submitted as an attachment file, they are attached.]",
+     {1: "the review"}),
 ])
 def test_split_reviewers(text, expected):
     assert plos.split_reviewers(text)[1] == expected
+
+
+def test_the_questionnaire_layout_of_the_journals_2023_files(tmp_path):
+    """Unnumbered questions, the letter's date, the identity answer with the reviewer's name and the journal's
+    instructions after it (no asterisks), an answer that is only an attached file (tests/fixtures/biomed/
+    plos_questionnaire, in the layout of PLOS Computational Biology's files as Europe PMC serves them)."""
+    frames, rejects, summary = parse(tmp_path, biomed_helpers.FIXTURES / "plos_questionnaire")
+    reports = frames["reports"]
+    assert not rejects and reports.select("round", "reviewer").rows() == [(1, 1), (1, 2), (2, 2)]
+    data = ("Have the authors made all data and (if applicable) computational code underlying the findings in their "
+            "manuscript fully available?")
+    assert reports["text"].to_list() == [
+        "The model omits adaptation currents in the inhibitory cells, so the bursting regime is not explained.\n\n"
+        f"MINOR COMMENTS\n\np4. The membrane time constant is not given.\n\n{data}\nYes",
+        f"The fitting procedure is not validated on held-out recordings.\n\n{data}\nNo: the fitting scripts are "
+        "missing.",
+        f"The revision addresses my concerns; reporting the fit residuals would still help.\n\n{data}\nYes"]
+    assert not reports["text"].str.contains("Maria Lang|Figure Files|PACE|Nov 2023|Dear Dr|order of the figures").any()
+    # the answer holds its date and an attached file only: no text, counted
+    assert frames["responses"].height == 0 and summary["responses_without_text"] == 1
+
+
+def test_two_letters_of_one_round_give_unique_stable_report_ids(tmp_path):
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    biology = fixture_of(BIOLOGY).read_text()
+    # the history repeats "Decision Letter 0" (a re-issued letter) and numbers reviewers 1 and 3 again
+    again = biology.replace("pbio.3001234.r003", "pbio.3001234.r006").replace("Decision Letter 1", "Decision Letter 0")
+    start = again.index('<sub-article article-type="aggregated-review-documents" id="pbio.3001234.r006"')
+    letter = again[start: again.index("</sub-article>", start) + len("</sub-article>")]
+    (snap / "twice.xml").write_text(biology.replace("</article>", letter + "\n</article>"))
+    frames, rejects, _ = parse(tmp_path, snap)
+    ids = frames["reports"]["report_id"].to_list()
+    article = f"plos:{BIOLOGY}"
+    assert sorted(ids) == sorted([f"{article}#r1-1", f"{article}#r1-2", f"{article}#r1-3", f"{article}#r1-1.2",
+                                  f"{article}#r1-3.2", f"{article}#r2-1", f"{article}#r2-3"])
+    assert read_reports([tmp_path / "reports.parquet"]).height == 7  # the id check of every step downstream
+    again_frames, _, _ = parse(tmp_path, snap)
+    assert again_frames["reports"]["report_id"].to_list() == ids
 
 
 def test_bad_files_and_records_are_rejects_naming_file_and_reason(tmp_path):

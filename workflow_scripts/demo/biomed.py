@@ -189,8 +189,8 @@ def _peerj(out: Rendered, a: Article) -> None:
                   style="peerj-review-history", license_=fmt.CC_BY, redistributable=True)
 
 
-def _nature(out: Rendered, a: Article, open_access: bool, unreadable: bool = False) -> None:
-    files = fmt.nature_files(a, open_access)
+def _nature(out: Rendered, a: Article, redistributable: bool, unreadable: bool = False) -> None:
+    files = fmt.nature_files(a, redistributable, round_2_banner=a.variant % 2 == 0)
     e = out.expected["nature"]
     pdf = f"nature/peer_review/{fmt.nature_suffix(a)}.pdf"
     if unreadable:  # the download stopped after the header: the harvester's %PDF- check passes, pypdf cannot read it
@@ -203,11 +203,11 @@ def _nature(out: Rendered, a: Article, open_access: bool, unreadable: bool = Fal
     e.articles += 1
     e.reports += len(a.round_reviews(1)) + len(a.round_reviews(2))
     e.responses += 1
-    e.other["open_licence"] = e.other.get("open_licence", 0) + open_access
+    e.other["open_licence"] = e.other.get("open_licence", 0) + 1  # CC BY or CC BY-NC-ND: both Creative Commons
     doi = f"10.1038/{fmt.nature_suffix(a)}"
     out.add_truth(a, article_id=f"nature:{doi}", family_id=f"nature:{doi}", journal="Nature Communications",
-                  style="nature-peer-review-file", license_=fmt.CC_BY if open_access else fmt.NOT_REDISTRIBUTABLE,
-                  redistributable=open_access)
+                  style="nature-peer-review-file", license_=fmt.CC_BY if redistributable else fmt.CC_BY_NC_ND,
+                  redistributable=redistributable)
 
 
 # the extra articles that carry the planted bad input (and the PLOS ONE article without reviews)
@@ -234,12 +234,12 @@ def render(n_articles: int, seed: int) -> Rendered:
         elif a.source == "peerj":
             _peerj(out, a)
         else:
-            _nature(out, a, open_access=j % 3 != 1)
+            _nature(out, a, redistributable=j % 3 != 1)
     malformed, no_body, no_reviews, bad_pdf = articles[n_articles:]
     _elife(out, malformed, 1, malformed=True)
     _plos(out, no_body, "PLoSBiology", body=False)
     _plos(out, no_reviews, "PLoSONE", reviews=False)
-    _nature(out, bad_pdf, open_access=True, unreadable=True)
+    _nature(out, bad_pdf, redistributable=True, unreadable=True)
     return out
 
 
@@ -294,7 +294,7 @@ vocabularies of `workflow_scripts/demo/biomed_world.py`.
 tissue of one model organism, with an abstract, Introduction / Methods / Results / Discussion sections under varied
 titles ("Background", "Materials & Methods", "Experimental procedures", "Results and discussion", "Conclusions",
 ...; some with an "Ethics statement"), two figure captions and a licence: CC BY 4.0 (eLife partly CC0). Not
-redistributable: {len(not_free)} Nature article(s) whose licence says so ({', '.join(not_free)}).
+redistributable: {len(not_free)} Nature article(s) under CC BY-NC-ND ({', '.join(not_free)}).
 
 Each article has 1-4 planted flaws (mean {n_flaws.mean():.2f}): a sentence at a fixed place of its text. An article
 without a flaw carries the flaw's clean counterpart there, so the text predicts the concerns. Versions 2 and 3 of
@@ -321,20 +321,26 @@ truth tables. {concerns.height} first-round concerns in all; per category:
 
 - `elife/elife-<id>-v<version>.xml`: styles in turn: `article-commentary` + `reply` (2014-2015), `decision-letter`
   + `reply` + an Editor's evaluation (2021-2022; the letter is one report, reviewer 0), reviewed preprints
-  (2024-2025: `editor-report`, a `referee-report` per reviewer, reviewer 1's recommendations merged into their
-  report, `author-comment`; version DOI `.2` or `.3`). Planted: one file cut in half (malformed XML).
+  (2024-2025: `editor-report` "eLife Assessment", a `referee-report` "Reviewer #N (Public review):" per reviewer,
+  the `referee-report` "Recommendations for authors" whose "Reviewer #1 (Recommendations for the authors):" part
+  is merged into reviewer 1's report, `author-comment`; version DOI `.2` or `.3`). Planted: one file cut in half
+  (malformed XML).
 - `plos/articles/<journal key>/<doi>.xml`: PLOS Biology with two `aggregated-review-documents` rounds
-  (the editor's letter, then "Reviewer #N:" parts), the authors' answer and an acceptance letter; every third
-  article PLOS ONE with its opt-in questionnaire letter (answer as an attached file: no response text). Planted:
+  (the letter's date, the editor's letter, then "Reviewer #N:" parts), the authors' answer and an acceptance
+  letter; every third article PLOS ONE with its opt-in questionnaire letter (each question's answers, the identity
+  question, which reviewer 1 answers with their name, and the journal's instructions: neither is kept in a report)
+  and the answer as an attached file with its date (no response text). Planted:
   a PLOS Biology article without a body (a rejects row) and a PLOS ONE article without review history (counted).
 - `f1000/articles/<platform>/<versioned doi>.xml`: families of 2-3 versions (the last one Wellcome Open Research),
   every version's file carrying the reports on it and on earlier versions; every second family in the older style
   (`ref-report`, "Referee response for version N"); recommendations, the authors' response nested in reviewer 1's
   first report. Planted: a report without text on the first family's last version.
-- `peerj/pages/peerj-<N>-reviews.html` (version 0.2 first with one reviewer, then version 0.1 with the editor's
-  decision and two reviewers; parse keeps the first round) and `peerj-<N>-article.html`.
+- `peerj/pages/peerj-<N>-reviews.html` (version 0.2 first with the editor's decision, one reviewer and the link to
+  the authors' rebuttal letter, then version 0.1 with the editor's decision and two reviewers, each followed by its
+  "Cite this review as" line; parse keeps the first round) and `peerj-<N>-article.html`.
 - `nature/landing/<suffix>.html` (the "Peer Review File" link), `nature/peer_review/<suffix>.pdf` (fpdf2: title
-  page, "REVIEWERS' COMMENTS", "Reviewer #N (Remarks to the Author):", "Response to Reviewers", a second round),
+  page, "REVIEWERS' COMMENTS", "Reviewer #N (Remarks to the Author):", "Response to Reviewers" quoting reviewer 1's
+  heading, a second round, every second file with no banner before it), CC BY or, every third, CC BY-NC-ND,
   `nature/europepmc/search/<doi>/page-00001.json` and `nature/europepmc/fulltext/<PMCID>.xml` (the body). Planted:
   a review PDF cut after 300 bytes (its full text is there, counted as a full text without review file). No
   Crossref listings: no parse reads them.

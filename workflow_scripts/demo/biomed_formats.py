@@ -25,8 +25,8 @@ from workflow_scripts.demo.biomed_world import Article
 
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"
 CC0 = "https://creativecommons.org/publicdomain/zero/1.0/"
-NOT_REDISTRIBUTABLE = ("© The Author(s), under exclusive licence to Springer Nature Limited. All rights reserved; "
-                       "not for redistribution.")
+# open access (Europe PMC's full text is served for the open access subset only) but not redistributable: NC, ND
+CC_BY_NC_ND = "https://creativecommons.org/licenses/by-nc-nd/4.0/"
 JATS_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE article PUBLIC "-//NLM//DTD JATS (Z39.96) Journal '
              'Archiving and Interchange DTD v1.3 20210610//EN" "JATS-archivearticle1-3.dtd">\n')
 NS = 'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:ali="http://www.niso.org/schemas/ali/1.0/"'
@@ -90,14 +90,25 @@ def jats_article(a: Article, *, journal: str, ids: str, license_: str, published
 
 
 def sub_article(kind: str, sid: str, title: str, text: str, *, role: str | None = None, extra: str = "",
-                nested: str = "", date: dt.date | None = None, name: tuple[str, str] | None = None) -> str:
+                nested: str = "", date: dt.date | None = None, name: tuple[str, str] | None = None,
+                attrs: str = "", body: str | None = None, contribs: str | None = None) -> str:
+    """One sub-article; ``body`` (XML) replaces the paragraphs of ``text``, ``contribs`` (XML) the one contributor
+    of ``role``."""
     who = f"<name><surname>{name[1]}</surname><given-names>{name[0]}</given-names></name>" if name else "<anonymous/>"
     contrib = (f'<contrib-group><contrib contrib-type="author">{who}<role>{escape(role)}</role></contrib>'
                "</contrib-group>") if role else ""
+    if contribs is not None:
+        contrib = f"<contrib-group>{contribs}</contrib-group>"
     dated = _date("pub-date", date, EPUB) if date else ""
-    return (f'<sub-article article-type="{kind}" id="{sid}"><front-stub><title-group><article-title>{escape(title)}'
-            f"</article-title></title-group>{contrib}{dated}{extra}</front-stub>"
-            f"<body>{_paragraphs(text)}</body>{nested}</sub-article>\n")
+    return (f'<sub-article article-type="{kind}" id="{sid}"{attrs}><front-stub><title-group><article-title>'
+            f"{escape(title)}</article-title></title-group>{contrib}{dated}{extra}</front-stub>"
+            f"<body>{_paragraphs(text) if body is None else body}</body>{nested}</sub-article>\n")
+
+
+def _dated(kind: str, day: dt.date, text: str) -> str:
+    """A letter's body as PLOS gives it: its date alone in the first paragraph, then the text."""
+    return (f'<p><named-content content-type="{kind}">{day.day} {day.strftime("%b")} {day.year}</named-content></p>'
+            + _paragraphs(text))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -147,15 +158,22 @@ def elife_file(a: Article, style: str) -> tuple[str, bytes]:
                                 a.topic.fill("This study of {gene} in {phenotype} will interest the field.")))
         subs.append(sub_article("decision-letter", "sa1", "Decision letter", _letter(a)))
         subs.append(sub_article("reply", "sa2", "Author response", a.response))
-    else:
-        subs.append(sub_article("editor-report", "sa0", "eLife assessment",
+    else:  # the published version: assessment sa0, public reviews, the recommendations, the author response last
+        subs.append(sub_article("editor-report", "sa0", "eLife Assessment",
                                 a.topic.fill("This useful study provides incomplete evidence on {gene}.")))
-        for r in a.round_reviews(1):
+        reviews = a.round_reviews(1)
+        for r in reviews:
             subs.append(sub_article("referee-report", f"sa{r.reviewer}", f"Reviewer #{r.reviewer} (Public review):",
                                     r.text, role="Reviewer"))
-        subs.append(sub_article("referee-report", "sa9", "Reviewer #1 (Recommendations for the authors):",
-                                "Please deposit the raw data in a public repository.", role="Reviewer"))
-        subs.append(sub_article("author-comment", "sa10", "Author response:", a.response))
+        editor = ('<contrib contrib-type="author"><name><surname>Editor</surname><given-names>Rita</given-names>'
+                  '</name><role specific-use="editor">Reviewing Editor</role></contrib>')
+        referees = "".join('<contrib contrib-type="author"><anonymous/><role specific-use="referee">Reviewer</role>'
+                           "</contrib>" for _ in reviews)
+        subs.append(sub_article("referee-report", f"sa{len(reviews) + 1}", "Recommendations for authors",
+                                "Reviewer #1 (Recommendations for the authors):\n"
+                                "Please deposit the raw data in a public repository.", contribs=editor + referees))
+        subs.append(sub_article("author-comment", f"sa{len(reviews) + 2}", "Author response:",
+                                "The following is the authors' response to the original reviews.\n" + a.response))
     data = jats_article(a, journal="eLife", ids=ids, license_=elife_license(a), published=published, subs="".join(subs),
                         version=version if style == "elife-reviewed-preprint" else None)
     return f"elife/elife-{eid}-v{version}.xml", data
@@ -168,6 +186,14 @@ PLOS_JOURNALS = {"PLoSBiology": ("PLOS Biology", "pbio.3{:06d}"), "PLoSONE": ("P
 PLOS_ONE_QUESTIONS = ("1. Is the manuscript technically sound, and do the data support the conclusions?",
                       "2. Has the statistical analysis been performed appropriately and rigorously?",
                       "3. Review Comments to the Author")
+PLOS_IDENTITY = ("4. PLOS authors have the option to publish the peer review history of their article (what does "
+                 "this mean?). If published, this will include your full peer review and any attached files.",
+                 "Do you want your identity to be public for this peer review? For information about this choice, "
+                 "including consent withdrawal, please see our Privacy Policy.")
+PLOS_INSTRUCTIONS = ("[NOTE: If reviewer comments were submitted as an attachment file, they will be attached to this "
+                     "email and accessible via the submission site.]",
+                     "While revising your submission, please upload your figure files to the Preflight Analysis and "
+                     "Conversion Engine (PACE) digital diagnostic tool.")
 
 
 def plos_doi(a: Article, key: str) -> str:
@@ -186,33 +212,51 @@ def _plos_biology_letter(a: Article, round_: int) -> str:
 
 
 def _plos_one_letter(a: Article) -> str:
-    """PLOS ONE's questionnaire letter: each question, every reviewer's answer, a line of asterisks."""
+    """PLOS ONE's questionnaire letter: each question, every reviewer's answer, a line of asterisks; last the
+    identity question (reviewer 1 signs) and the journal's instructions, with no asterisks between them."""
     reviews = a.round_reviews(1)
     lines = ["Dear Dr Author,", "Please revise the manuscript to address the reviewers' comments below.",
-             "Comments to the Author"]
+             "1. Please ensure that your manuscript meets PLOS ONE's style requirements.",
+             "Reviewer's Responses to Questions", "Comments to the Author"]
     for q, question in enumerate(PLOS_ONE_QUESTIONS):
         lines.append(question)
         for r in reviews:
             answer = r.text if q == 2 else ("Partly" if r.concerns else "Yes")
             lines += [f"Reviewer #{r.reviewer}: {answer}"]
         lines.append("**********")
+    lines += [*PLOS_IDENTITY, *(f"Reviewer #{r.reviewer}: " + (f"Yes: {' '.join(REFEREES[0])}" if r.reviewer == 1
+                                                                  else "No") for r in reviews), *PLOS_INSTRUCTIONS]
     return "\n".join(lines)
+
+
+def _attachment_only(a: Article, day: dt.date) -> str:
+    """The authors' answer as most PLOS histories give it: its date and an attached file, no text."""
+    return (f'<p><named-content content-type="author-response-date">{day.day} {day.strftime("%b")} {day.year}'
+            '</named-content></p><supplementary-material id="s1" content-type="local-data"><label>Attachment</label>'
+            '<caption><p>Submitted filename: <named-content content-type="submitted-filename">Response to '
+            'Reviewers.docx</named-content></p></caption></supplementary-material>')
 
 
 def plos_file(a: Article, key: str, body: bool = True, reviews: bool = True) -> tuple[str, bytes]:
     doi = plos_doi(a, key)
     subs = []
+    letter, accept = ' specific-use="decision-letter"', ' specific-use="acceptance-letter"'
+    day = a.published - dt.timedelta(days=90)
     if reviews and key == "PLoSBiology":
-        subs.append(sub_article("aggregated-review-documents", "r001", "Decision Letter 0", _plos_biology_letter(a, 1)))
+        subs.append(sub_article("aggregated-review-documents", "r001", "Decision Letter 0", "", attrs=letter,
+                                body=_dated("letter-date", day, _plos_biology_letter(a, 1))))
         subs.append(sub_article("author-comment", "r002", "Author response to Decision Letter 0", a.response))
-        subs.append(sub_article("aggregated-review-documents", "r003", "Decision Letter 1", _plos_biology_letter(a, 2)))
+        subs.append(sub_article("aggregated-review-documents", "r003", "Decision Letter 1", "", attrs=letter,
+                                body=_dated("letter-date", day + dt.timedelta(days=60), _plos_biology_letter(a, 2))))
         subs.append(sub_article("editor-report", "r004", "Acceptance letter", "We are pleased to accept your "
-                                "manuscript."))
+                                "manuscript.", attrs=accept))
     elif reviews:  # the authors' answer is an attached file, as in most PLOS ONE histories: no text in the XML
-        subs.append(sub_article("aggregated-review-documents", "r001", "Decision Letter 0", _plos_one_letter(a)))
-        subs.append(sub_article("author-comment", "r002", "Author response to Decision Letter 0", ""))
+        subs.append(sub_article("aggregated-review-documents", "r001", "Decision Letter 0", "", attrs=letter,
+                                body=_dated("letter-date", day, _plos_one_letter(a))))
+        subs.append(sub_article("author-comment", "r002", "Author response to Decision Letter 0", "",
+                                body=_attachment_only(a, day + dt.timedelta(days=30))))
         subs.append(sub_article("editor-report", "r003", "Acceptance letter", "We are pleased to accept your "
-                                "manuscript."))
+                                "manuscript.", attrs=accept))
     ids = f'<article-id pub-id-type="doi">{doi}</article-id>'
     data = jats_article(a, journal=PLOS_JOURNALS[key][0], ids=ids, license_=CC_BY, published=a.published, body=body,
                         subs="".join(subs))
@@ -295,7 +339,9 @@ def peerj_files(a: Article) -> dict[str, bytes]:
         f'<div class="publication-review well" id="version-0-1-review-{r.reviewer}" itemscope '
         f'itemtype="http://schema.org/Review"><div class="publication-review-meta">Reviewer {r.reviewer} · '
         f'<time datetime="{(day - dt.timedelta(days=60)).isoformat()}">{day - dt.timedelta(days=60)}</time></div>'
-        f'<div itemprop="reviewBody">{_review_body(r)}</div></div>\n' for r in a.round_reviews(1))
+        f'<div itemprop="reviewBody">{_review_body(r)}</div><div class="publication-review-cite">Cite this review as '
+        f'Reviewer {r.reviewer} ({day.year}) Peer Review #{r.reviewer} of "{escape(a.title)} (v0.1)". PeerJ '
+        f'https://doi.org/10.7287/peerj.{n}v0.1/reviews/{r.reviewer}</div></div>\n' for r in a.round_reviews(1))
     round2 = "".join(
         f'<div class="publication-review well" id="version-0-2-review-{r.reviewer}" itemscope '
         f'itemtype="http://schema.org/Review"><div itemprop="reviewBody"><h4>Basic reporting</h4>'
@@ -310,14 +356,14 @@ def peerj_files(a: Article) -> dict[str, bytes]:
 <nav class="navbar"><a href="/">PeerJ</a> <a href="/articles/{n}/">Article</a></nav>
 <div class="container"><h1>Peer Review History</h1>
 <div class="publication-version" id="version-0-2"><h2>Version 0.2 (accepted)</h2>
-<div class="publication-decision well" id="version-0-2-decision"><h3>Accept</h3>
-<div itemprop="reviewBody"><p>Thank you for the revision.</p></div></div>
-{round2}</div>
+<div class="publication-review well publication-decision article-recommendation-accept" id="version-0-2-decision">
+<h3>Accept</h3><div itemprop="reviewBody"><p>Thank you for the revision.</p></div></div>
+{round2}<div class="publication-review-files"><a href="/articles/{n}v0.2/rebuttal">Download author's rebuttal letter</a>
+- submitted {day - dt.timedelta(days=30)}</div></div>
 <div class="publication-version" id="version-0-1"><h2>Version 0.1 (original submission)</h2>
-<div class="publication-decision well" id="version-0-1-decision"><h3>Major Revisions</h3>
-<div itemprop="reviewBody"><p>Please address the reviewers' comments.</p></div></div>
-{round1}<div class="publication-rebuttal"><a href="/articles/{n}v0.2/rebuttal">Download rebuttal letter</a></div>
-</div></div></body></html>
+<div class="publication-review well publication-decision article-recommendation-major" id="version-0-1-decision">
+<h3>Major Revisions</h3><div itemprop="reviewBody"><p>Please address the reviewers' comments.</p></div></div>
+{round1}</div></div></body></html>
 """
     sections = "".join(
         f'<section class="sec" id="sec{i}"><h2 class="heading">{escape(title)}</h2><p>{escape(text)}</p>'
@@ -374,15 +420,19 @@ class ReviewFilePdf(FPDF):
             self.cell(0, 4, part, new_x="LMARGIN", new_y="NEXT")
 
 
-def review_file_pdf(a: Article, open_access: bool) -> bytes:
+def review_file_pdf(a: Article, redistributable: bool, round_2_banner: bool = True) -> bytes:
+    """The file as Nature assembles it: the reviewers' comments of each round under a banner, the authors' response
+    (which quotes a reviewer's heading) after the first; ``round_2_banner`` False: the second round starts with no
+    banner, as in some files."""
     pdf = ReviewFilePdf()
     pdf.line("Peer Review File")
     pdf.line(a.title)
     pdf.line("Open Access This file is licensed under a Creative Commons Attribution 4.0 International License."
-             if open_access else "This file is made available to readers of the article; it may not be "
-             "redistributed.")
+             if redistributable else "Open Access This file is licensed under a Creative Commons "
+             "Attribution-NonCommercial-NoDerivatives 4.0 International License.")
     for round_ in (1, 2):
-        pdf.line("REVIEWERS' COMMENTS")
+        if round_ == 1 or round_2_banner:
+            pdf.line("REVIEWERS' COMMENTS")
         for r in a.round_reviews(round_):
             pdf.line(f"Reviewer #{r.reviewer} (Remarks to the Author):")
             for sentence in r.sentences:
@@ -390,10 +440,14 @@ def review_file_pdf(a: Article, open_access: bool) -> bytes:
         if round_ == 1:
             pdf.line("Response to Reviewers")
             pdf.line(a.response)
+            pdf.line(f"Reviewer #1 (Remarks to the Author): {a.round_reviews(1)[0].sentences[0]}")
+            pdf.line("We have clarified this in the introduction.")
     return bytes(pdf.output())
 
 
-def nature_files(a: Article, open_access: bool) -> dict[str, bytes]:
+def nature_files(a: Article, redistributable: bool, round_2_banner: bool = True) -> dict[str, bytes]:
+    """The landing page, the Peer Review File, Europe PMC's search answer and full text (an open access one: the
+    only kind its fullTextXML serves; ``redistributable`` False: CC BY-NC-ND)."""
     suffix, doi, pmc = nature_suffix(a), f"10.1038/{nature_suffix(a)}", pmcid(a)
     esm = (f"https://static-content.springer.com/esm/art%3A10.1038%2F{suffix}/MediaObjects/"
            f"41467_{a.published.year}_{30000 + a.index}_MOESM2_ESM.pdf")
@@ -409,16 +463,16 @@ def nature_files(a: Article, open_access: bool) -> dict[str, bytes]:
     ids = (f'<article-id pub-id-type="pmc">{pmc}</article-id>'
            f'<article-id pub-id-type="doi">{doi}</article-id>')
     full_text = jats_article(a, journal="Nature Communications", ids=ids,
-                             license_=CC_BY if open_access else NOT_REDISTRIBUTABLE, published=a.published)
+                             license_=CC_BY if redistributable else CC_BY_NC_ND, published=a.published)
     search = {"version": "6.9", "hitCount": 1, "nextCursorMark": f"AoE{pmc}",
               "request": {"queryString": f'DOI:"{doi}"', "resultType": "lite", "cursorMark": "*", "pageSize": 25},
               "resultList": {"result": [{"id": str(34000000 + a.index), "source": "MED",
                                          "pmid": str(34000000 + a.index), "pmcid": pmc, "doi": doi,
                                          "title": a.title + ".", "journalTitle": "Nat Commun",
-                                         "isOpenAccess": "Y" if open_access else "N", "inEPMC": "Y"}]}}
+                                         "isOpenAccess": "Y", "inEPMC": "Y"}]}}
     return {
         f"nature/landing/{suffix}.html": landing.encode(),
-        f"nature/peer_review/{suffix}.pdf": review_file_pdf(a, open_access),
+        f"nature/peer_review/{suffix}.pdf": review_file_pdf(a, redistributable, round_2_banner),
         f"nature/europepmc/search/{doi_key(doi)}/page-00001.json": json.dumps(search, indent=1).encode(),
         f"nature/europepmc/fulltext/{pmc}.xml": full_text,
     }

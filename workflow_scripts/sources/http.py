@@ -22,6 +22,7 @@ from workflow_scripts.common.redact import excerpt, redact, redact_bytes
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+GONE_STATUS = {404, 410}  # the resource does not exist (any more): final for that one resource, never retried
 USER_AGENT = f"scitaste/{__version__} (research corpus builder; polite harvesting)"
 
 
@@ -29,11 +30,18 @@ class HarvestError(RuntimeError):
     """A request that still failed after all retries, or failed in a way retrying cannot fix.
 
     The message is redacted here, once for every source: it names URLs and quotes bodies, and a server may echo the
-    request's credentials into either.
+    request's credentials into either. ``status``: the HTTP status of the answer that ended the request, None when
+    none came (a network error, or a refusal that is not about one answer).
     """
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, status: int | None = None):
         super().__init__(redact(message))
+        self.status = status
+
+    @property
+    def gone(self) -> bool:
+        """The server says the resource does not exist (404, 410): a final answer about that one resource."""
+        return self.status in GONE_STATUS
 
 
 @dataclass
@@ -106,17 +114,18 @@ class PoliteClient:
                 resp = self._client.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 self._last_request = time.monotonic()
-                reason, delay = f"{type(exc).__name__}: {exc}", None
+                reason, delay, status = f"{type(exc).__name__}: {exc}", None, None
             else:
                 self._last_request = time.monotonic()
                 if resp.is_success:
                     return _without_secrets(resp)
-                if resp.status_code not in RETRY_STATUS:
-                    raise HarvestError(f"{method} {url} -> HTTP {resp.status_code}: {excerpt(resp.text)}")
-                reason = f"HTTP {resp.status_code}: {excerpt(resp.text)}"
+                status = resp.status_code
+                if status not in RETRY_STATUS:
+                    raise HarvestError(f"{method} {url} -> HTTP {status}: {excerpt(resp.text)}", status)
+                reason = f"HTTP {status}: {excerpt(resp.text)}"
                 delay = retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt == p.max_retries:
-                raise HarvestError(f"{method} {url} failed after {p.max_retries + 1} attempts, last: {reason}")
+                raise HarvestError(f"{method} {url} failed after {p.max_retries + 1} attempts, last: {reason}", status)
             if delay is None:
                 delay = min(p.backoff_max_s, p.backoff_base_s * 2**attempt)
             log.warning("%s %s: %s; retry %d/%d in %.1f s", method, url, reason, attempt + 1, p.max_retries, delay)
@@ -150,7 +159,7 @@ class PoliteClient:
                     if resp.status_code in RETRY_STATUS:
                         raise httpx.HTTPStatusError(f"HTTP {resp.status_code}", request=resp.request, response=resp)
                     if not resp.is_success:
-                        raise HarvestError(f"GET {url} -> HTTP {resp.status_code}")
+                        raise HarvestError(f"GET {url} -> HTTP {resp.status_code}", resp.status_code)
                     mode = "ab" if resp.status_code == 206 else "wb"  # 200: the server ignored Range, start over
                     if mode == "wb" and have:
                         log.info("%s: server does not resume, downloading from the start", url)
@@ -161,7 +170,8 @@ class PoliteClient:
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 self._last_request = time.monotonic()
                 if attempt == self.policy.max_retries:
-                    raise HarvestError(f"GET {url} failed after {attempt + 1} attempts: {exc}") from exc
+                    status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+                    raise HarvestError(f"GET {url} failed after {attempt + 1} attempts: {exc}", status) from exc
                 delay = min(self.policy.backoff_max_s, self.policy.backoff_base_s * 2**attempt)
                 log.warning("GET %s: %s; resuming in %.1f s", url, exc, delay)
                 self._sleep(delay)

@@ -12,8 +12,10 @@ page): a kill between the two asks for that page again under the same number. Th
 article-XML repository uses) once it reads as an eLife JATS article; a file on disk is never asked for again. An
 article whose XML fails (an error status after the retries, not an eLife article, another article) is listed in
 OUT/xml_failures.json and the harvest goes on; a rerun asks for it again. More than ``--max-consecutive-failures``
-in a row stop the harvest: the site, not one article, is failing. A finished listing is not asked for again (items
-in ``poa`` then stay unfetched): a later harvest of new articles starts in a new OUT.
+in a row stop the harvest: the site, not one article, is failing. A 404 or 410 answer says that one article has no
+XML there: a final rejects row (file, DOI, status) in OUT/rejects.jsonl, never asked again, and no count towards
+the failures in a row. A finished listing is not asked for again (items in ``poa`` then stay unfetched): a later
+harvest of new articles starts in a new OUT.
 
 ``parse`` reads every *.xml / *.xml.gz under the given directories, any name (our harvest, eLife's article-XML
 repository, a Europe PMC download) through jats.read_jats. Articles of another root ``@article-type`` than
@@ -35,10 +37,16 @@ The review styles (tables.REVIEW_STYLES), by the sub-articles a file holds:
 A decision letter consolidates every reviewer's points in one text with no per-reviewer numbering (its "Reviewer
 #1 (Recommendations for the authors)" paragraphs, where present, sit inside it): it is one report with ``reviewer``
 0, meaning "the reviewers together, as the editor assembled them", never a guessed number. A reviewed preprint's
-referee reports are numbered by "Reviewer #N (Public review)" (jats.py's order of trust); one without a number gets
-the next number free in its round; a second report of one reviewer and round ("Reviewer #1 (Recommendations for the
-authors)") is appended to the first, so that a report row holds everything that reviewer wrote. Round: the
-sub-article's where it states one, else 1 (a file carries the reviews of its own version).
+referee reports follow eLife's titles (its schematron, ``sub-article-title-check-2``): "Reviewer #N (Public
+review):" is reviewer N's; "Joint public review:" (also "Consensus ...") speaks for all reviewers, reviewer 0 as a
+letter; a referee report of any other title takes jats.py's number (contributor roles, then its ``saN`` id) or, with
+none, the next number free in its round. The published version of a reviewed preprint adds one more
+``referee-report``, "Recommendations for authors", whose contributors are the editor and every reviewer: its
+"Reviewer #N (Recommendations for the authors):" parts are appended to reviewer N's report of that round (made if the
+reviewer has no public review), so that a report row holds everything that reviewer wrote (counted:
+``reports_merged``); the editor's text before the first such part, or the whole when it names no reviewer, is a
+reviewer-0 report like a letter. Round: the sub-article's where it states one, else 1 (a file carries the reviews of
+its own version).
 
 The ``editor-report`` (the eLife assessment, or the Editor's evaluation) summarises the editors' verdict: it is not a
 reviewer's report and not the authors' answer, so it goes to a table of its own, ``assessments`` (ASSESSMENT_SCHEMA),
@@ -66,8 +74,8 @@ from workflow_scripts.common.cli import json_arg
 from workflow_scripts.common.io import Rejects, write_bytes_atomic, write_json_atomic
 from workflow_scripts.sources.bad_input import BadInput, error_answer
 from workflow_scripts.sources.biomed import jats, tables
-from workflow_scripts.sources.biomed.source_io import (Counts, Parsed, add_output_args, jats_files, jats_of,
-                                                       read_answer, run_source_cli, source_cli, write_tables)
+from workflow_scripts.sources.biomed.source_io import (GONE_FILE, Counts, Gone, Parsed, add_output_args, jats_files,
+                                                       jats_of, read_answer, run_source_cli, source_cli, write_tables)
 from workflow_scripts.sources.errors import UnusableFile, run_main
 from workflow_scripts.sources.http import HarvestError, PoliteClient, RetryPolicy, policy_of
 from workflow_scripts.sources.reader_io import remove_stale_temp_files
@@ -90,6 +98,13 @@ ASSESSMENT_SCHEMA: dict[str, pl.DataType] = {
     "text": pl.String,
 }
 _DOI = re.compile(r"^10\.7554/elife\.(\d+)(?:\.(\d+))?$")
+# referee-report titles (eLife's schematron): "Reviewer #2 (Public review):", "Joint public review:", and in the
+# published version "Recommendations for authors" with "Reviewer #2 (Recommendations for the authors):" parts
+_PUBLIC_REVIEW = re.compile(r"^\s*Reviewer\s*#\s*(\d+)\s*\(\s*public\s+review\s*\)", re.I)
+_JOINT_REVIEW = re.compile(r"^\s*(?:joint|consensus)\s+public\s+review\b", re.I)
+_RECOMMENDATIONS = re.compile(r"^\s*recommendations\s+for\s+(?:the\s+)?authors?\b", re.I)
+_RECOMMENDATIONS_OF = re.compile(r"^[ \t]*Reviewer\s*#\s*(\d+)\s*\(\s*recommendations\s+for\s+(?:the\s+)?authors?\s*\)"
+                                 r"[ \t]*:?[ \t]*", re.I | re.M)
 _FILE_NAME = re.compile(r"elife-(\d+)-v(\d+)\.xml(?:\.gz)?$", re.I)
 
 
@@ -169,7 +184,8 @@ def _fetch_xml(client: PoliteClient, xml_url: str, out_dir: Path, wanted: list[d
     xml_dir, failures_path = out_dir / "xml", out_dir / "xml_failures.json"
     xml_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(xml_dir)
-    todo = [item for item in wanted if not (xml_dir / xml_name(item)).exists()]
+    gone = Gone(out_dir / GONE_FILE)
+    todo = [item for item in wanted if not (xml_dir / xml_name(item)).exists() and not gone.skip(xml_name(item))]
     failures: dict[str, str] = {}
     consecutive = fetched = 0
     for item in tqdm(todo, unit="xml", desc="elife xml", file=sys.stderr):
@@ -178,6 +194,10 @@ def _fetch_xml(client: PoliteClient, xml_url: str, out_dir: Path, wanted: list[d
             data = client.get(url).content
             check_xml(data, url, item["id"])
         except HarvestError as exc:
+            if exc.gone:  # this article, not the site: final, and no sign that the site is failing
+                gone.add(xml_name(item), f"10.7554/eLife.{item['id']}", url, exc)
+                consecutive = 0
+                continue
             failures[xml_name(item)] = str(exc)
         except UnusableFile as problem:
             failures[xml_name(item)] = f"{url}: {problem.kind}: {problem.detail}"
@@ -193,7 +213,7 @@ def _fetch_xml(client: PoliteClient, xml_url: str, out_dir: Path, wanted: list[d
             raise HarvestError(f"elife: {consecutive} article XMLs failed in a row, the last {url}: "
                                f"{failures[xml_name(item)]}; stopped (a rerun resumes)")
     write_json_atomic(failures_path, failures)
-    return {"fetched": fetched, "failed": sorted(failures)}
+    return {"fetched": fetched, "failed": sorted(failures), "gone": sorted(row["file"] for row in gone.rows)}
 
 
 def harvest(api_url: str, xml_url: str, out_dir: Path, types: list[str], per_page: int = 100,
@@ -214,6 +234,9 @@ def harvest(api_url: str, xml_url: str, out_dir: Path, types: list[str], per_pag
     if xml["failed"]:
         log.warning("elife: %d article XML(s) failed (listed in %s); a rerun asks for them again: %s",
                     len(xml["failed"]), out_dir / "xml_failures.json", xml["failed"][:10])
+    if xml["gone"]:
+        log.warning("elife: %d article XML(s) answered 404 / 410 (rejects rows in %s, never asked again): %s",
+                    len(xml["gone"]), out_dir / GONE_FILE, xml["gone"][:10])
     log.info("elife harvest: %d listed, %d wanted, %d XML files on disk", len(items), len(wanted), on_disk)
     return summary
 
@@ -249,18 +272,39 @@ class ArticleTables:
         self.assessments: list[dict] = []
         self.merged = 0
 
-    def add_report(self, sub: jats.SubArticle, reviewer: int | None) -> None:
+    def add_report(self, sub: jats.SubArticle, reviewer: int | None, text: str | None = None) -> None:
         round_ = sub.round or 1
+        text = sub.text if text is None else text
         if reviewer is None:
             reviewer = 1 + max((r for (rd, r) in self.reports if rd == round_), default=0)
         key = (round_, reviewer)
         if key in self.reports:  # the same reviewer's second part (recommendations for the authors)
-            self.reports[key]["text"] += "\n\n" + sub.text
+            self.reports[key]["text"] += "\n\n" + text
             self.merged += 1
             return
         self.reports[key] = {"report_id": tables.report_id(self.article_id, round_, reviewer),
                              "article_id": self.article_id, "source": SOURCE, "reviewer": reviewer, "round": round_,
-                             "kind": sub.article_type, "text": sub.text, "recommendation": sub.recommendation}
+                             "kind": sub.article_type, "text": text, "recommendation": sub.recommendation}
+
+    def add_referee_report(self, sub: jats.SubArticle) -> None:
+        """A reviewed preprint's referee report by its title (module docstring)."""
+        title = sub.title or ""
+        numbered = _PUBLIC_REVIEW.match(title)
+        if numbered:
+            self.add_report(sub, int(numbered.group(1)))
+        elif _JOINT_REVIEW.match(title):
+            self.add_report(sub, LETTER_REVIEWER)
+        elif _RECOMMENDATIONS.match(title):
+            heads = list(_RECOMMENDATIONS_OF.finditer(sub.text))
+            editor = sub.text[: heads[0].start()] if heads else sub.text
+            if editor.strip():
+                self.add_report(sub, LETTER_REVIEWER, editor.strip())
+            for head, after in zip(heads, heads[1:] + [None]):
+                part = sub.text[head.end(): after.start() if after else len(sub.text)].strip()
+                if part:
+                    self.add_report(sub, int(head.group(1)), part)
+        else:
+            self.add_report(sub, sub.reviewer)
 
     def add_response(self, sub: jats.SubArticle, position: int) -> None:
         self.responses.append({"response_id": f"{self.article_id}#{sub.id or f'sub{position}'}",
@@ -290,7 +334,7 @@ def article_tables(article: jats.JatsArticle, path: Path, file: str,
         elif not sub.text:
             rejects.add(path, where, f"sub-article without text: {sub.article_type} {sub.title!r}")
         elif sub.article_type in REPORT_TYPES:
-            rows.add_report(sub, sub.reviewer)
+            rows.add_referee_report(sub)
         elif sub.article_type in LETTER_TYPES:
             rows.add_report(sub, LETTER_REVIEWER)
         elif sub.article_type in RESPONSE_TYPES:
@@ -355,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     p, h, s = source_cli(__doc__, harvest_help="the articles list into OUT/pages/, research articles' XML into "
                                                "OUT/xml/ (resumable)",
                          parse_help="JATS XML files -> articles, reports, responses, assessments parquet + rejects",
-                         out_dir_help="pages/, xml/, state.json, xml_failures.json", min_interval_s=1.0)
+                         out_dir_help="pages/, xml/, state.json, xml_failures.json, rejects.jsonl", min_interval_s=1.0)
     h.add_argument("--api-url", default="https://api.elifesciences.org", help="the API root (GET /articles)")
     h.add_argument("--xml-url", default="https://elifesciences.org", help="the site serving /articles/{id}.xml")
     h.add_argument("--types", type=json_arg, default=RESEARCH_TYPES,

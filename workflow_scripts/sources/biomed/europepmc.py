@@ -4,8 +4,11 @@ and verbatim; the body text of sources that publish their reviews apart from the
 Search: ``GET {base}/search?query=DOI:"<doi>"&format=json&resultType=lite&pageSize=N&cursorMark=*`` answers
 ``{"hitCount", "nextCursorMark", "resultList": {"result": [{"pmcid", "doi", "isOpenAccess", "inEPMC", ...}]}}``; the
 next page sends the answer's ``nextCursorMark``, and the listing ends at an answer with no results (or the same cursor
-again). Full text: ``GET {base}/{PMCID}/fullTextXML``, a JATS ``<article>``, served for the records Europe PMC holds
-the text of (``inEPMC`` "Y"); the others are not asked for.
+again; Europe PMC also ends a listing by leaving ``nextCursorMark`` out). Full text: ``GET
+{base}/{PMCID}/fullTextXML``, a JATS ``<article>``, served for the open access subset only: ``inEPMC`` "Y" says
+Europe PMC shows the text on its site, which includes articles outside that subset, and for those (as for any
+record without a full text) the endpoint answers 404. So it is asked for records with a PMCID, ``inEPMC`` "Y" and
+``isOpenAccess`` "Y"; a 404 that still comes is a final rejects row (OUT/rejects.jsonl), never asked again.
 
 ``harvest`` saves each DOI's search answers as OUT/search/<doi with / as _>/page-NNNNN.json, then that DOI's
 state.json (next cursor, counts; a page saved before its state is asked again under the same number), and each full
@@ -43,7 +46,7 @@ IDS_SCHEMA: dict[str, pl.DataType] = {
     "title": pl.String,
     "journal": pl.String,
     "open_access": pl.Boolean,  # isOpenAccess "Y"
-    "full_text": pl.Boolean,  # a PMCID and inEPMC "Y": fullTextXML serves it
+    "full_text": pl.Boolean,  # a PMCID, inEPMC "Y" and isOpenAccess "Y": fullTextXML serves it
 }
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -116,7 +119,7 @@ def saved_results(out_dir: Path) -> list[dict]:
 def harvest(dois: list[str], client: PoliteClient, base_url: str, out_dir: Path, page_size: int = 25) -> dict:
     """Each DOI's search answers, then the full text of the matching record where Europe PMC holds it."""
     fetches = Fetches(out_dir / "failures.jsonl")
-    counts = {"dois": 0, "not_found": 0, "no_pmcid": 0, "no_full_text": 0, "full_texts": 0}
+    counts = {"dois": 0, "not_found": 0, "no_pmcid": 0, "no_full_text": 0, "not_open_access": 0, "full_texts": 0}
     for doi in dict.fromkeys(d.lower() for d in dois):
         counts["dois"] += 1
         doi_dir = out_dir / "search" / file_key(doi)
@@ -128,10 +131,13 @@ def harvest(dois: list[str], client: PoliteClient, base_url: str, out_dir: Path,
             counts["no_pmcid"] += 1
         elif found.get("inEPMC") != "Y":
             counts["no_full_text"] += 1
+        elif found.get("isOpenAccess") != "Y":  # shown on the site, but fullTextXML serves open access only
+            counts["not_open_access"] += 1
         else:
             pmcid = found["pmcid"]
             url = f"{base_url.rstrip('/')}/{pmcid}/fullTextXML"
-            if fetches.get(client, url, out_dir / "fulltext" / f"{pmcid}.xml", check_jats) is not None:
+            if fetches.get(client, url, out_dir / "fulltext" / f"{pmcid}.xml", check_jats,
+                           record=f"{doi} {pmcid}") is not None:
                 counts["full_texts"] += 1
     log_failures("europepmc", fetches)
     log.info("europepmc: %s", counts)
@@ -150,7 +156,8 @@ def id_row(result: Any) -> dict:
     pmcid = result.get("pmcid") or None
     return {"doi": normalize_doi(result["doi"]), "pmcid": pmcid, "pmid": result.get("pmid") or None,
             "title": result.get("title"), "journal": result.get("journalTitle"),
-            "open_access": result.get("isOpenAccess") == "Y", "full_text": bool(pmcid) and result.get("inEPMC") == "Y"}
+            "open_access": result.get("isOpenAccess") == "Y",
+            "full_text": bool(pmcid) and result.get("inEPMC") == "Y" and result.get("isOpenAccess") == "Y"}
 
 
 def read_ids(dirs: list[Path], bad: BadInput) -> pl.DataFrame:
@@ -204,7 +211,7 @@ def write_ids(ids: pl.DataFrame, bad: BadInput, args) -> None:
 def main(argv: list[str] | None = None) -> None:
     p, h, s = source_cli(__doc__, harvest_help="search answers + full texts of DOIs into OUT (resumable)",
                          parse_help="saved search answers -> one row per DOI (IDS_SCHEMA)",
-                         out_dir_help="search/, fulltext/, failures.jsonl", min_interval_s=1.0)
+                         out_dir_help="search/, fulltext/, failures.jsonl, rejects.jsonl", min_interval_s=1.0)
     h.add_argument("--base-url", default=BASE_URL, help="the REST API root")
     h.add_argument("--doi", action="append", dest="dois", default=[], help="a DOI (repeat for several)")
     h.add_argument("--dois-file", type=Path, help="a text file of DOIs, one a line")

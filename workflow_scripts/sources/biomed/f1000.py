@@ -8,7 +8,8 @@ DOI, ``10.12688/<platform>.<N>.<V>``, so a listing names versions, and each is f
 ``{base}/articles/{N}/{V}/xml`` (``--xml-url``; the platforms share the URL shape on their own hosts, ``--base-urls``).
 ``harvest`` keeps the listing under OUT/crossref/<platform>/ and every version's XML as
 OUT/articles/<platform>/<doi with / as _>.xml; a file on disk is never asked for again, a failed one is asked again
-by the next run (OUT/failures.jsonl lists this run's).
+by the next run (OUT/failures.jsonl lists this run's), and a 404 / 410 answer is a final rejects row (file, DOI,
+status) in OUT/rejects.jsonl, never asked again.
 
 ``parse`` reads every *.xml / *.xml.gz under the given directories (ours or another tool's, any name) with
 jats.read_jats. The open review of F1000 is a run of sub-articles in each version's XML:
@@ -134,7 +135,7 @@ class Harvest:
                 url = self.xml_url.format(base=self.base_urls[platform].rstrip("/"), number=v.number,
                                           version=v.version)
                 fetches.get(site, url, self.out_dir / "articles" / platform / f"{file_key(v.doi)}.xml",
-                            check_jats)
+                            check_jats, record=v.doi)
             per_platform[platform] = {"versions": len(versions), "articles": len({v.stem for v in versions})}
         log_failures(SOURCE, fetches)
         return {"source": SOURCE, "platforms": per_platform, **fetches.summary()}
@@ -281,7 +282,7 @@ def parse(dirs: list[Path], bad: BadInput) -> Parsed:
 def main(argv: list[str] | None = None) -> None:
     p, h, s = source_cli(__doc__, harvest_help="Crossref listings + every version's XML into OUT (resumable)",
                          parse_help="article XML files -> articles / reports / responses tables",
-                         out_dir_help="crossref/, articles/, failures.jsonl", min_interval_s=1.0,
+                         out_dir_help="crossref/, articles/, failures.jsonl, rejects.jsonl", min_interval_s=1.0,
                          interval_what="article requests")
     h.add_argument("--platform", action="append", dest="platforms", choices=sorted(PLATFORMS),
                    help="DOI infix of a platform (repeat; default: all three)")

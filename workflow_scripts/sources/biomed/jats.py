@@ -24,7 +24,9 @@ What is read, and from where:
 - ``sub_articles``: every ``sub-article`` inside the article (nested ones too: F1000 nests the authors' response in
   the report) or next to it under a wrapper, in document order. Its text is its own ``body`` (never a nested
   sub-article's); a ``boxed-text`` directly in that body is the publisher's framing note (eLife: "In the interests
-  of transparency, eLife publishes ..."), not the review, and is left out.
+  of transparency, eLife publishes ..."), not the review, and is left out, as is a paragraph that only holds the
+  letter's date (PLOS: ``<named-content content-type="letter-date">``, "author-response-date"), so that an answer
+  whose only content is an attached file has no text.
 - reviewer number, in order of trust: the contributors' ``role`` ("Reviewer #2", "Referee 2"; None when roles name
   different numbers), the sub-article's title ("Reviewer #1 (Public review):"), its ``@id`` (``sa2``); None when
   nothing says it. ``round``: "Round 2" / "Revision 1" in the title, else None.
@@ -370,7 +372,8 @@ def _sub_article(sub) -> SubArticle:
     sa = _SA_ID.match(sub.get("id") or "")
     reviewer = _number(_REVIEWER, roles) or _number(_REVIEWER, [title]) or (int(sa.group(1)) if sa else None)
     body = _child(sub, "body")
-    blocks = [] if body is None else [b for child in body if child.tag != "boxed-text" for b in _blocks_of(child)]
+    blocks = [] if body is None else [b for child in body if child.tag != "boxed-text" and not _is_date_line(child)
+                                      for b in _blocks_of(child)]
     return SubArticle(
         article_type=sub.get("article-type") or "",
         id=sub.get("id"),
@@ -382,6 +385,16 @@ def _sub_article(sub) -> SubArticle:
         date=_pub_date(stub),
         contrib_names=[name for c in contribs for name in [_contrib_name(c)] if name],
     )
+
+
+def _is_date_line(el) -> bool:
+    """A paragraph holding only the letter's date, ``<p><named-content content-type="letter-date">9 Nov 2023
+    </named-content></p>`` (PLOS; "author-response-date" on the authors' answer): metadata, not the letter's text."""
+    if el.tag != "p" or (el.text or "").strip() or len(el) != 1:
+        return False
+    only = el[0]
+    return (only.tag == "named-content" and (only.get("content-type") or "").endswith("-date")
+            and not (only.tail or "").strip())
 
 
 def _recommendation(stub) -> str | None:

@@ -13,7 +13,9 @@ articles / reports / responses tables (tables.py).
 3. europepmc.harvest of the DOIs with a review file into OUT/europepmc/ (search answers, fulltext/<PMCID>.xml).
 
 Every file on disk is never asked for again, and a request that still fails after its retries is recorded in
-``failures.jsonl`` and asked again by the next run, so a killed harvest resumes where it stopped.
+``failures.jsonl`` and asked again by the next run, so a killed harvest resumes where it stopped. A 404 / 410
+answer for a landing page, a review file or a full text is a final rejects row (file, DOI, status) in
+OUT/rejects.jsonl (OUT/europepmc/rejects.jsonl for the full texts), never asked again.
 
 ``parse`` reads every *.pdf under ``--peer-review-files`` (named by the DOI suffix: ``s41467-021-20001-1.pdf`` is
 10.1038/s41467-021-20001-1) and every JATS full text under ``--full-texts`` (any name; matched by the DOI inside).
@@ -28,8 +30,11 @@ lines are read in order (:func:`split_peer_review`):
   reviewer's heading appears a second time in a round ("Reviewer #1 (Remarks to the Author)" seen again): then
   round 2, and so on.
 - the authors' point-by-point response, where the file includes it, starts at a heading line such as "Response to
-  Reviewers", "Point-by-point response", "Rebuttal letter" and runs to the next banner (authors quote the
-  reviewers' headings in it, so those do not end it): a response of the round it answers.
+  Reviewers", "Point-by-point response", "Rebuttal letter" and is a response of the round it answers. Authors quote
+  the reviewers' headings in it, so a heading there is a quote, unless it starts the next round, which a file does
+  not always mark with a banner: a reviewer's heading that the response has already quoted once (the reviewers
+  start over), or a template heading "Reviewer #N (Remarks to the Author)" under which no line answers (none
+  starts with "Response", "Reply", "Answer" or "We ..." before the next heading). The next banner ends it too.
 - the text before the first heading (the file's title page and licence note) is neither.
 
 A PDF that cannot be read (not a PDF, encrypted, broken, no text layer) is a bad file; one without a reviewer heading,
@@ -68,6 +73,7 @@ KIND = "peer-review-file"
 RESPONSE_KIND = "point-by-point-response"
 DEFAULT_LINK_PATTERN = r"static-content\.springer\.com/esm/[^?#]+_MOESM\d+_ESM\.pdf$"
 MIN_PDF_CHARS = 200
+REVIEW_FILE_OUTCOMES = ("with_peer_review_file", "without_peer_review_file", "failed", "gone")
 
 # --------------------------------------------------------------------------------------------------------------------
 # harvest
@@ -132,18 +138,23 @@ class Harvest:
         kept = [d for d in dois if not d.startswith(NEWS_PREFIX)]
         return kept, len(dois) - len(kept)
 
-    def review_file(self, client: PoliteClient, doi: str, fetches: Fetches) -> bool | None:
-        """Fetch the landing page and its review file: True when the PDF is on disk, False when the article has
-        none, None when a request failed (asked again next run)."""
+    def review_file(self, client: PoliteClient, doi: str, fetches: Fetches) -> str:
+        """Fetch the landing page and its review file: ``with_peer_review_file`` when the PDF is on disk,
+        ``without_peer_review_file`` when the article has none, ``gone`` when the site answered 404 / 410 for the
+        page or the file (final: a rejects row, never asked again), ``failed`` when a request failed otherwise
+        (asked again next run)."""
         page_url = f"{self.article_url.rstrip('/')}/{doi_suffix(doi)}"
-        html = fetches.get(client, page_url, self.out_dir / "landing" / f"{doi_suffix(doi)}.html", landing_check(doi))
+        landing = self.out_dir / "landing" / f"{doi_suffix(doi)}.html"
+        html = fetches.get(client, page_url, landing, landing_check(doi), record=doi)
         if html is None:
-            return None
+            return "gone" if fetches.is_gone(landing) else "failed"
         link = peer_review_link(html, page_url, self.link_text, re.compile(self.link_pattern))
         if link is None:
-            return False
+            return "without_peer_review_file"
         pdf = self.out_dir / "peer_review" / f"{doi_suffix(doi)}.pdf"
-        return True if fetches.get(client, link, pdf, check_pdf) is not None else None
+        if fetches.get(client, link, pdf, check_pdf, record=doi) is not None:
+            return "with_peer_review_file"
+        return "gone" if fetches.is_gone(pdf) else "failed"
 
     def run(self, journals: list[str], crossref_client: PoliteClient, site: PoliteClient,
             epmc: PoliteClient) -> dict:
@@ -152,10 +163,9 @@ class Harvest:
         for journal in journals:
             dois, news = self.dois(crossref_client, journal)
             found = [self.review_file(site, doi, fetches) for doi in dois]
-            with_file += [doi for doi, ok in zip(dois, found) if ok]
+            with_file += [doi for doi, what in zip(dois, found) if what == "with_peer_review_file"]
             per_journal[journal] = {"articles": len(dois), "news_skipped": news,
-                                    "with_peer_review_file": found.count(True),
-                                    "without_peer_review_file": found.count(False), "failed": found.count(None)}
+                                    **{what: found.count(what) for what in REVIEW_FILE_OUTCOMES}}
             log.info("%s: %s", journal, per_journal[journal])
         log_failures(SOURCE, fetches)
         full_texts = europepmc.harvest(with_file, epmc, self.europepmc_url, self.out_dir / "europepmc")
@@ -191,17 +201,21 @@ def split_peer_review(lines: list[str]) -> PeerReviewFile:
     """The reports and responses of a Peer Review File's text lines, by the rules of the module docstring."""
     out = PeerReviewFile()
     round_, seen, current = 1, set(), out.preamble
-    in_response = False
-    for line in lines:
+    in_response, quoted = False, set()
+    for i, line in enumerate(lines):
         if _BANNER.match(line):
             if seen or in_response:  # a banner after this round's reports opens the next round
                 round_, seen = round_ + 1, set()
             in_response, current = False, []
             continue
-        if in_response:
-            current.append(line)
-            continue
         head = _REVIEWER.match(line)
+        if in_response:
+            if head is None or not _opens_next_round(lines, i, head, quoted):
+                if head is not None:
+                    quoted.add(int(head.group(1)))
+                current.append(line)
+                continue
+            round_, seen, in_response = round_ + 1, set(), False  # the next round, without its banner
         if head:
             n, what = int(head.group(1)), head.group("what")
             if what is not None and not _TO_AUTHOR.match(what) and n in seen:
@@ -216,13 +230,34 @@ def split_peer_review(lines: list[str]) -> PeerReviewFile:
                 current.append(head.group("rest"))
             continue
         if is_response_heading(line):
-            in_response, current = True, []
+            in_response, current, quoted = True, [], set()
             out.responses.append((round_, current))
             continue
         if _TO_AUTHOR.match(line) and current is not out.preamble and not current:
             continue  # the label under a bare "Reviewer #N:" heading
         current.append(line)
     return out
+
+
+# a line of the authors' answers in a response: "Response:", "Reply 1.", "Our response:", "We added ..."
+_ANSWER = re.compile(r"^\s*(?:(?:(?:our|authors?['’]?)\s+)?(?:response|reply|answer)s?\b|we\s+\w)", re.I)
+
+
+def _opens_next_round(lines: list[str], i: int, head: re.Match, quoted: set[int]) -> bool:
+    """Whether the reviewer heading ``lines[i]``, met inside an authors' response, starts the next round rather than
+    quoting the reviewer (module docstring)."""
+    if int(head.group(1)) in quoted:
+        return True
+    what = head.group("what")
+    template = _TO_AUTHOR.match(what) if what is not None else i + 1 < len(lines) and _TO_AUTHOR.match(lines[i + 1])
+    if not template:
+        return False
+    for line in lines[i + 1:]:
+        if _REVIEWER.match(line) or _BANNER.match(line):
+            break
+        if _ANSWER.match(line):
+            return False
+    return True
 
 
 def pdf_lines(data: bytes) -> list[str]:
@@ -312,7 +347,8 @@ def main(argv: list[str] | None = None) -> None:
     p, h, s = source_cli(__doc__, harvest_help="Crossref listing, landing pages, review PDFs, Europe PMC full texts "
                                                "(resumable)",
                          parse_help="review PDFs + Europe PMC full texts -> articles / reports / responses",
-                         out_dir_help="crossref/, landing/, peer_review/, europepmc/", min_interval_s=2.0,
+                         out_dir_help="crossref/, landing/, peer_review/, europepmc/, failures.jsonl, rejects.jsonl",
+                         min_interval_s=2.0,
                          interval_what="requests to the journal site")
     h.add_argument("--journal", action="append", dest="journals", default=[],
                    help="Crossref container-title (repeat for several; default Nature Communications)")

@@ -7,18 +7,27 @@ PeerJ journals share the prefix), ``from-pub-date`` (``until-pub-date``) and ``t
 own page ``{base}/articles/<N>/`` gives the body. ``harvest`` keeps the listing under OUT/crossref/ and the pages as
 OUT/pages/peerj-<N>-reviews.html and OUT/pages/peerj-<N>-article.html; the article page is fetched only for a review
 history with first-round reports. A page on disk is never asked for again; a failed one is asked again by the next
-run (OUT/failures.jsonl lists this run's). The authors' rebuttal is a DOCX file
-(``/articles/<N>v0.2/rebuttal``) and is not fetched: PeerJ articles have no responses rows.
+run (OUT/failures.jsonl lists this run's), and a 404 / 410 answer is a final rejects row (file, DOI, status) in
+OUT/rejects.jsonl, never asked again. The authors' rebuttal is a DOCX file (``/articles/<N>v0.2/rebuttal``,
+linked as "Download author's rebuttal letter" at the end of the block of the version it came with, 0.2 for the
+answer to the first round) and is not fetched: PeerJ articles have no responses rows.
 
 ``parse`` reads every *.html / *.htm (and .gz) file under the given directories, whatever its name, tells the two
 kinds of page apart by their content and pairs them by article number (``citation_doi`` meta tag, else the
 canonical / og:url link):
 
-- review history: the first round only, the block ``id="version-0-1"`` (the original submission; later rounds review
-  the revision). Each reviewer is a ``div.publication-review`` with id ``version-0-1-review-<n>`` (``reviewer`` =
-  n), the text in its ``itemprop="reviewBody"`` element (PeerJ's headings "Basic reporting", "Experimental design",
-  "Validity of the findings", "Additional comments" stay in the text). The editor's ``publication-decision`` block is
-  not a report and is skipped.
+- review history: the versions newest first ("Version 0.2 (accepted)", ..., "Version 0.1 (original submission)"),
+  each with the Academic Editor's decision ("Major Revisions", "Accept") and its reviewers; the first round only is
+  read, the block ``id="version-0-1"`` (the original submission; later rounds review the revision). Each reviewer
+  is a ``div.publication-review`` with id ``version-0-1-review-<n>`` (``reviewer`` = n, the "Peer Review #n" its
+  citation names), the text in its ``itemprop="reviewBody"`` element (PeerJ's headings "Basic reporting",
+  "Experimental design", "Validity of the findings" and "Additional comments", "Comments for the author" on older
+  pages, stay in the text; the "Cite this review as ... Peer Review #n of ..." line after it does not, and is cut
+  off where a page puts it inside). The editor's decision, ``div.publication-review.publication-decision``
+  (``article-recommendation-<decision>``, id ``version-0-1-decision``), is not a report and is skipped. An article
+  whose authors did not publish the history has the page too ("Review Information", "The author has chosen not to
+  publish the full peer review history of this article."): counted (``review_history_not_published``), not a
+  reject.
 - article: ``citation_*`` meta tags (title, DOI, journal, publication date), the abstract, and the top-level
   sections of the body (``itemprop="articleBody"``, else the ``div.body``) with ``kind`` from their heading text
   (jats.section_kind); figure captions are kept apart.
@@ -113,8 +122,17 @@ def read_page(data: bytes, path: Path, file: str) -> Page:
     if number is None:
         raise UnusableFile("wrong source", f"no PeerJ article DOI or link (citation_doi {doi!r}, url {url!r})")
     reviews = (root.xpath("//*[starts-with(@id, 'version-0-') or contains(@class, 'publication-review')]")
-               or bool(by_url and by_url.group(2)))
+               or bool(by_url and by_url.group(2)) or history_withheld(root))
     return Page("reviews" if reviews else "article", number, root, path, file)
+
+
+_CITE = re.compile(r"\s*\bCite this review as\b")  # the review's citation, where a page puts it inside the body
+_WITHHELD = re.compile(r"chosen\s+not\s+to\s+publish\s+the\s+(?:full\s+)?peer\s+review\s+history", re.I)
+
+
+def history_withheld(root) -> bool:
+    """The review-history page of an article whose authors did not publish its history."""
+    return bool(_WITHHELD.search(" ".join(root.xpath("//body//text()"))))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -245,6 +263,7 @@ def article_row(page: Page, doi: str) -> dict | None:
 @dataclass
 class PeerjCounts(Counts):
     later_round_reviews: int = 0  # left out: they review the revision
+    review_history_not_published: int = 0  # the authors' choice (optional before 13 February 2023)
 
 
 def read_pages(dirs: list[Path], bad: BadInput, counts: PeerjCounts) -> dict[tuple[str, str], Page]:
@@ -274,6 +293,9 @@ def parse(dirs: list[Path], bad: BadInput) -> Parsed:
             continue
         reviews = first_round_reviews(history.root)
         counts.later_round_reviews += later_round_reviews(history.root)
+        if not reviews and history_withheld(history.root):
+            counts.review_history_not_published += 1
+            continue
         if not reviews:
             bad.rejects.add(history.path, doi, "review history without first-round reviewer reports")
             continue
@@ -286,7 +308,7 @@ def parse(dirs: list[Path], bad: BadInput) -> Parsed:
             continue
         kept = []
         for reviewer, body in reviews:
-            text = "\n\n".join(blocks(body)) if body is not None else ""
+            text = _CITE.split("\n\n".join(blocks(body)) if body is not None else "", maxsplit=1)[0].strip()
             if not text:
                 bad.rejects.add(history.path, f"{doi} {FIRST_ROUND}-review-{reviewer}", "review without text")
                 continue
@@ -337,12 +359,14 @@ class Harvest:
         numbers, with_reviews = self.listing(listing_client), 0
         base, pages = self.base_url.rstrip("/"), self.out_dir / "pages"
         for n in numbers:
+            doi = f"10.7717/peerj.{n}"
             history = fetches.get(site, f"{base}/articles/{n}/reviews/", pages / f"peerj-{n}-reviews.html",
-                                  check_page("reviews"))
+                                  check_page("reviews"), record=doi)
             if history is None or not first_round_reviews(read_page(history, Path(n), n).root):
                 continue
             with_reviews += 1
-            fetches.get(site, f"{base}/articles/{n}/", pages / f"peerj-{n}-article.html", check_page("article"))
+            fetches.get(site, f"{base}/articles/{n}/", pages / f"peerj-{n}-article.html", check_page("article"),
+                        record=doi)
         log_failures(SOURCE, fetches)
         return {"source": SOURCE, "articles": len(numbers), "with_first_round_reviews": with_reviews,
                 **fetches.summary()}
@@ -356,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     p, h, s = source_cli(__doc__, harvest_help="Crossref listing + review-history and article pages into OUT "
                                                "(resumable)",
                          parse_help="HTML pages -> articles / reports / responses tables",
-                         out_dir_help="crossref/, pages/, failures.jsonl", min_interval_s=2.0,
+                         out_dir_help="crossref/, pages/, failures.jsonl, rejects.jsonl", min_interval_s=2.0,
                          interval_what="page requests")
     h.add_argument("--base-url", default=BASE_URL, help="the PeerJ site root")
     crossref.add_listing_args(h, until_required=False)

@@ -13,26 +13,38 @@ harvest asks for fewer than 300 search pages an hour (300 x ``--rows`` 1000 arti
 ``harvest`` saves every search answer verbatim as OUT/search/<journal key>/page-NNNNN.json, then the journal's state
 OUT/state/<journal key>.json (next start, numFound): killed and rerun it goes on from the state, a page saved before
 its state is asked again under the same number. Then every listed article's XML is kept as
-OUT/articles/<journal key>/<doi with / as _>.xml; a file on disk is never asked for again. Every article is kept
-whatever its journal, PLOS ONE included: its Peer Review History is opt-in, so any journal's article may carry one.
+OUT/articles/<journal key>/<doi with / as _>.xml; a file on disk is never asked for again, a failed one is asked
+again by the next run (OUT/failures.jsonl lists this run's), and a 404 / 410 answer is a final rejects row (file,
+DOI, status) in OUT/rejects.jsonl, never asked again. Every article is kept whatever its journal, PLOS ONE
+included: its Peer Review History is opt-in, so any journal's article may carry one.
 
 ``parse`` reads every *.xml / *.xml.gz under the given directories (ours or another tool's, any name) with
 jats.read_jats. PLOS's review history is a run of sub-articles, which this module relies on:
 
-- ``aggregated-review-documents`` titled "Decision Letter K" (K = 0, 1, ...): the editor's letter of round K + 1
-  with every reviewer's comments pasted in. It is cut into one report per reviewer at lines that start with
-  "Reviewer #N:" (also "Reviewer #N (name):"); the letter before the first such line is the editor's and is left
-  out. PLOS ONE's letters ask each reviewer a questionnaire, so one reviewer's answers appear under several
-  "Reviewer #N:" lines: they are joined, in order, into that reviewer's one report. In such a letter a line of
-  asterisks (the template's separator after each question's answers) ends a reviewer's part, the template's text
-  after it is not the reviewer's, and each answer is put after its question (the template's last numbered
-  paragraph before it, "2. Has the statistical analysis been performed appropriately and rigorously?"), since
-  "Yes" or "No" alone says nothing. A letter without any such line is kept whole as reviewer 1's report (counted:
+- ``aggregated-review-documents`` (``specific-use="decision-letter"``) titled "Decision Letter K" (K = 0, 1, ...):
+  the editor's letter of round K + 1 with every reviewer's comments pasted in. It is cut into one report per
+  reviewer at lines that start with "Reviewer #N:" (also "Reviewer #N (name):"); the letter before the first such
+  line is the editor's and is left out. Since about 2019 the letters (PLOS ONE's, and the other journals' too) end
+  with the reviewers' answers to a questionnaire, its sections separated by a line of asterisks: "Reviewer's
+  Responses to Questions", then per question its text ("1. Is the manuscript technically sound, and do the data
+  support the conclusions?"; PLOS Computational Biology's are unnumbered: "Have the authors made all data ...
+  fully available?") and one "Reviewer #N: <answer>" line or more per reviewer, one section holding the review
+  comments themselves. One reviewer's answers are joined, in order, into that reviewer's one report, each answer
+  after its question (the section's last line that ends with "?", else its last numbered line), since "Yes" or
+  "No" alone says nothing; the question is looked for after "Reviewer's Responses to Questions" / "Comments to the
+  Author(s)" where the letter has that line, never in the editor's letter. The last section asks whether the
+  reviewer wants their identity made public ("Reviewer #3: Yes: <name>"): a consent answer, not a review, left
+  out, and it is followed, with no separator, by the journal's instructions ("[NOTE: ...", "Figure Files:", "While
+  revising your submission, please upload your figure files ..."), which end a reviewer's part wherever they come.
+  A letter without any "Reviewer #N:" line is kept whole as reviewer 1's report (counted:
   ``letters_without_reviewer_headings``). The round is K + 1 from the title; without a title that says it, the
-  letter's place among the letters of the article.
+  letter's place among the letters of the article. Report ids are ``tables.report_id``; a round with several
+  letters (a letter re-issued, a history that repeats "Decision Letter 0") numbers its letters in document order,
+  the k-th (k > 1) adding ``.k`` to its ids, so that ids stay unique and the same file always gives the same ids.
 - ``author-comment`` titled "Author response to Decision Letter K": the authors' answer to round K + 1, a response;
-  without such a title, the round of the letter before it. Most hold only an attached file, whose description
-  jats.py leaves out: such an answer has no text and is counted (``responses_without_text``), not kept.
+  without such a title, the round of the letter before it. Most hold only an attached file ("Submitted filename:
+  rebuttal.pdf") and the answer's date, both of which jats.py leaves out: such an answer has no text and is counted
+  (``responses_without_text``), not kept.
 - ``editor-report`` (the acceptance letter): neither a report nor a response, counted.
 
 An article without review sub-articles is left out (counted: ``without_review_history``), as is one whose review
@@ -47,6 +59,7 @@ import datetime as dt
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -157,7 +170,7 @@ class Harvest:
             dois, other_types = self.listed_dois(key)
             for doi in dois:
                 target = self.out_dir / "articles" / key / f"{file_key(doi)}.xml"
-                fetches.get(site, self.article_url(key, doi), target, check_jats)
+                fetches.get(site, self.article_url(key, doi), target, check_jats, record=doi)
             per_journal[key] = {"found": state["found"], "pages": state["pages"], "articles": len(dois),
                                 "other_article_types": other_types}
         log_failures(SOURCE, fetches)
@@ -171,33 +184,54 @@ class Harvest:
 _REVIEWER = re.compile(r"^[ \t]*Reviewer[ \t]*#[ \t]*(\d+)(?:[ \t]*\([^)\n]{0,80}\)|,[^:\n]{0,60})?[ \t]*:",
                        re.M | re.I)
 _SEPARATOR = re.compile(r"^[ \t]*\*{3,}[ \t]*$", re.M)
-_QUESTION = re.compile(r"^[ \t]*\d{1,2}\.[ \t]+\S.*$", re.M)
+_NUMBERED = re.compile(r"^[ \t]*\d{1,2}\.[ \t]+\S.*$", re.M)
+_ASKED = re.compile(r"^.*\S.*\?[ \t]*$", re.M)
+# where the questionnaire starts in the first section (the editor's letter before it is never a question)
+_QUESTIONNAIRE = re.compile(r"^[ \t]*(?:Reviewer'?s'?\s+Responses\s+to\s+Questions|Comments\s+to\s+the\s+Authors?)"
+                            r"\b.*$", re.M | re.I)
+_IDENTITY = re.compile(r"identity\s+to\s+be\s+public|option\s+to\s+publish\s+the\s+peer\s+review\s+history", re.I)
+# the journal's instructions after the questionnaire: they end a reviewer's part
+_INSTRUCTIONS = re.compile(r"^[ \t]*(?:\[NOTE:|(?:Figure\s+Files|Data\s+Requirements|Reproducibility)\s*:|"
+                           r"While\s+revising\s+your\s+submission,\s+please\s+upload)", re.M | re.I)
 _LETTER_TITLE = re.compile(r"decision\s+letter\s+(\d+)", re.I)
 
 
 def split_reviewers(text: str) -> tuple[str, dict[int, str]]:
     """(the editor's text before the first reviewer line, {reviewer: their text}) of one decision letter; the
-    reviewers' parts are joined per reviewer in letter order, each answer of a questionnaire after its question
-    (see the module docstring)."""
+    reviewers' parts are joined per reviewer in letter order, each answer of a questionnaire after its question,
+    the identity question's answers and the journal's instructions left out (see the module docstring)."""
     heads = list(_REVIEWER.finditer(text))
     editor = text[: heads[0].start()].strip() if heads else text.strip()
     questionnaire = bool(_SEPARATOR.search(text))
-    question = _last_question(editor) if questionnaire else None
     parts: dict[int, list[str]] = {}
-    for head, after in zip(heads, heads[1:] + [None]):
-        chunk = text[head.end(): after.start() if after else len(text)]
-        answer, *template = _SEPARATOR.split(chunk, maxsplit=1)
-        if answer.strip():
-            parts.setdefault(int(head.group(1)), []).append(
-                f"{question}\n{answer.strip()}" if question else answer.strip())
-        if template:  # the answers to this question are over; the template's next question follows
-            question = _last_question(template[0])
+    for number, section in enumerate(_SEPARATOR.split(text) if questionnaire else [text]):
+        in_section = list(_REVIEWER.finditer(section))
+        if not in_section:
+            continue
+        template = _template(section[: in_section[0].start()], first=number == 0) if questionnaire else ""
+        if _IDENTITY.search(template):
+            continue  # whether the reviewer's name may be published: not part of the review
+        question = _question(template)
+        for head, after in zip(in_section, in_section[1:] + [None]):
+            chunk = section[head.end(): after.start() if after else len(section)]
+            answer = _INSTRUCTIONS.split(chunk, maxsplit=1)[0].strip()
+            if answer:
+                parts.setdefault(int(head.group(1)), []).append(f"{question}\n{answer}" if question else answer)
     return editor, {n: "\n\n".join(chunks) for n, chunks in sorted(parts.items())}
 
 
-def _last_question(template: str) -> str | None:
-    """The last numbered paragraph ("2. Has the statistical analysis been performed ...?") of template text."""
-    found = _QUESTION.findall(template)
+def _template(text: str, first: bool) -> str:
+    """The questionnaire's text before a section's first answer; in the letter's first section only what follows the
+    line that opens the questionnaire, if it has one (before it is the editor's letter)."""
+    if first:
+        opening = list(_QUESTIONNAIRE.finditer(text))
+        return text[opening[-1].end():] if opening else text
+    return text
+
+
+def _question(template: str) -> str | None:
+    """The question a questionnaire section asks: its last line ending with "?", else its last numbered line."""
+    found = _ASKED.findall(template) or _NUMBERED.findall(template)
     return " ".join(found[-1].split()) if found else None
 
 
@@ -224,6 +258,7 @@ def review_history(article, path: Path, counts: PlosCounts, rejects: Rejects) ->
     rejects rows."""
     article_id = f"{SOURCE}:{article.doi}"
     reports, responses, letters = [], [], 0
+    letters_in_round: Counter = Counter()  # a round's k-th letter adds ".k" to its report ids
     for sub in article.sub_articles:
         kind = sub.article_type
         if kind == EDITOR:
@@ -247,13 +282,14 @@ def review_history(article, path: Path, counts: PlosCounts, rejects: Rejects) ->
             continue
         counts.letters += 1
         round_ = letter_round(sub.title, letters)
+        letters_in_round[round_] += 1
         _, by_reviewer = split_reviewers(sub.text)
         if not by_reviewer:
             counts.letters_without_reviewer_headings += 1
             by_reviewer = {1: sub.text.strip()}
-        reports.extend({"report_id": tables.report_id(article_id, round_, n), "article_id": article_id,
-                        "source": SOURCE, "reviewer": n, "round": round_, "kind": kind, "text": text,
-                        "recommendation": None} for n, text in by_reviewer.items())
+        reports.extend({"report_id": tables.report_id(article_id, round_, n, letters_in_round[round_]),
+                        "article_id": article_id, "source": SOURCE, "reviewer": n, "round": round_, "kind": kind,
+                        "text": text, "recommendation": None} for n, text in by_reviewer.items())
     return reports, responses
 
 
@@ -294,7 +330,7 @@ def parse(dirs: list[Path], bad: BadInput) -> Parsed:
 def main(argv: list[str] | None = None) -> None:
     p, h, s = source_cli(__doc__, harvest_help="search pages + article XML into OUT (resumable)",
                          parse_help="article XML files -> articles / reports / responses tables",
-                         out_dir_help="search/, state/, articles/, failures.jsonl", min_interval_s=6.0,
+                         out_dir_help="search/, state/, articles/, failures.jsonl, rejects.jsonl", min_interval_s=6.0,
                          interval_what="search requests (the API allows 10 a minute)")
     h.add_argument("--api-url", default="https://api.plos.org", help="the Solr search API root")
     h.add_argument("--site-url", default="https://journals.plos.org", help="the journals site (article XML)")

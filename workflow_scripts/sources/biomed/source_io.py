@@ -22,8 +22,8 @@ import polars as pl
 from tqdm import tqdm
 
 from workflow_scripts.common.cli import parser, setup_logging
-from workflow_scripts.common.io import (Rejects, append_jsonl, write_bytes_atomic, write_json_atomic,
-                                        write_parquet_atomic)
+from workflow_scripts.common.io import (Rejects, append_jsonl, read_jsonl_tolerant, write_bytes_atomic,
+                                        write_json_atomic, write_parquet_atomic)
 from workflow_scripts.sources.bad_input import BadInput, add_bad_input_args, read_native, sniff
 from workflow_scripts.sources.biomed import jats, tables
 from workflow_scripts.sources.errors import UnusableFile
@@ -68,12 +68,53 @@ def read_answer(resp, read: Callable[[Any], T], where: str) -> T:
         raise HarvestError(f"{where}: {problem.kind}: {problem.detail}") from None
 
 
+GONE_FILE = "rejects.jsonl"
+
+
+class Gone:
+    """The files a server answered 404 or 410 for: that article does not exist there (withdrawn, never published in
+    that form, no open full text), a final answer about one article, never a reason to stop the harvest. Each is a
+    rejects row (file, record = the article's DOI or id, reason with the HTTP status; plus url and status) appended to
+    ``path``, which the harvests into that directory share: a file listed there is never asked for again (delete its
+    row, or the file, to ask again)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows = read_jsonl_tolerant(self.path)
+        self.names = {row.get("file") for row in self.rows}
+        self.new = 0  # added by this run
+        self.skipped = 0  # not asked for because an earlier run recorded it
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def skip(self, name: str) -> bool:
+        """True (and counted) when ``name`` is listed: the caller does not ask for it."""
+        if name in self.names:
+            self.skipped += 1
+            return True
+        return False
+
+    def add(self, name: str, record: str, url: str, exc: HarvestError) -> None:
+        row = {"file": name, "record": record, "reason": f"HTTP {exc.status} (gone): {exc}", "raw": None,
+               "url": url, "status": exc.status}
+        append_jsonl(self.path, row)
+        self.rows.append(row)
+        self.names.add(name)
+        self.new += 1
+        log.warning("%s: HTTP %s, %s does not exist there: a final rejects row in %s, not asked again", url,
+                    exc.status, record, self.path)
+
+
 @dataclass
 class Fetches:
     """Per-article files of one harvest run: fetched, already on disk, failed (url + reason, also in
-    ``failures.jsonl``). A failed article is asked again by the next run, since its file is not on disk."""
+    ``failures.jsonl``), gone. A failed article is asked again by the next run, since its file is not on disk; one
+    the server answered 404 / 410 for is gone (:class:`Gone`, ``rejects_path``, by default ``rejects.jsonl`` beside
+    the failures): final, never asked again, and the harvest goes on."""
 
     failures_path: Path
+    rejects_path: Path | None = None
     fetched: int = 0
     on_disk: int = 0
     failed: list[dict] = field(default_factory=list)
@@ -81,23 +122,42 @@ class Fetches:
     def __post_init__(self):
         self.failures_path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(self.failures_path, b"")  # this run's failures only
+        self.gone = Gone(self.rejects_path or self.failures_path.with_name(GONE_FILE))
 
-    def get(self, client: PoliteClient, url: str, target: Path, check=None) -> bytes | None:
+    def _name(self, target: Path) -> str:
+        """The target as the rejects rows name it: relative to their directory where it lies under it."""
+        try:
+            return target.relative_to(self.gone.path.parent).as_posix()
+        except ValueError:
+            return target.as_posix()
+
+    def is_gone(self, target: Path) -> bool:
+        return self._name(target) in self.gone
+
+    def get(self, client: PoliteClient, url: str, target: Path, check=None, record: str | None = None) -> bytes | None:
         """``target``'s bytes: read from disk when a run before saved it, else fetched, checked and saved atomically.
         None when the request failed after its retries or ``check`` (bytes -> None, raising UnusableFile) refused
-        the answer: recorded, and the harvest goes on with the next article."""
+        the answer (recorded, asked again by the next run), and when the server answered 404 / 410 for it, now or in
+        an earlier run (a rejects row naming ``record``, default the file's stem; never asked again). The harvest
+        goes on with the next article either way."""
         if target.exists():
             self.on_disk += 1
             return target.read_bytes()
+        name = self._name(target)
+        if self.gone.skip(name):
+            return None
         try:
             data = client.get(url).content
             if check is not None:
                 check(data)
-        except (HarvestError, UnusableFile) as exc:
-            failure = {"url": url, "file": target.name, "reason": str(exc)}
-            self.failed.append(failure)
-            append_jsonl(self.failures_path, failure)
-            log.warning("%s: %s (asked again by the next run)", url, exc)
+        except HarvestError as exc:
+            if exc.gone:
+                self.gone.add(name, record or target.stem, url, exc)
+            else:
+                self._failed(url, target, exc)
+            return None
+        except UnusableFile as exc:
+            self._failed(url, target, exc)
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(target.parent)
@@ -105,14 +165,25 @@ class Fetches:
         self.fetched += 1
         return data
 
+    def _failed(self, url: str, target: Path, exc: Exception) -> None:
+        failure = {"url": url, "file": target.name, "reason": str(exc)}
+        self.failed.append(failure)
+        append_jsonl(self.failures_path, failure)
+        log.warning("%s: %s (asked again by the next run)", url, exc)
+
     def summary(self) -> dict:
-        return {"fetched": self.fetched, "on_disk": self.on_disk, "failed": len(self.failed)}
+        return {"fetched": self.fetched, "on_disk": self.on_disk, "failed": len(self.failed),
+                "gone": self.gone.new + self.gone.skipped}
 
 
 def log_failures(step: str, fetches: Fetches) -> None:
     if fetches.failed:
         log.warning("%s: %d file(s) could not be fetched (listed in %s); a rerun asks for them again", step,
                     len(fetches.failed), fetches.failures_path)
+    if fetches.gone.new or fetches.gone.skipped:
+        log.warning("%s: %d article(s) answered 404 / 410, %d of them by an earlier run: rejects rows in %s, never "
+                    "asked again", step, fetches.gone.new + fetches.gone.skipped, fetches.gone.skipped,
+                    fetches.gone.path)
 
 
 # --------------------------------------------------------------------------------------------------------------------

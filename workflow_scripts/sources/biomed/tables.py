@@ -21,7 +21,7 @@ splits are drawn by family, never by article.
 
 | column | meaning |
 |---|---|
-| report_id | ``{article_id}#r{round}-{reviewer}`` |
+| report_id | ``{article_id}#r{round}-{reviewer}``, ``.k`` added for the k-th document of a round that numbers its reviewers again (report_id) |
 | article_id, source | the article's |
 | reviewer | 1-based reviewer number within the round, as the source numbers it; 0 for a letter that consolidates every reviewer's points without numbering them (eLife's decision letters) |
 | round | 1 for the first round of review |
@@ -88,8 +88,10 @@ RESPONSE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def report_id(article_id: str, round_: int, reviewer: int) -> str:
-    return f"{article_id}#r{round_}-{reviewer}"
+def report_id(article_id: str, round_: int, reviewer: int, part: int = 1) -> str:
+    """``{article_id}#r{round}-{reviewer}``; ``part`` k > 1 (the k-th document of one round that numbers its
+    reviewers again, e.g. a second PLOS decision letter of a round) adds ``.k``, so that ids stay unique."""
+    return f"{article_id}#r{round_}-{reviewer}" + (f".{part}" if part > 1 else "")
 
 
 def articles_frame(rows: list[dict]) -> pl.DataFrame:
