@@ -28,6 +28,8 @@ include: "rules/scijudge_ood_eval.smk"
 include: "rules/reviewer.smk"
 include: "rules/biomed.smk"
 include: "rules/bioreview.smk"
+include: "rules/refiner.smk"
+include: "rules/refiner_model.smk"
 
 
 onerror:
@@ -55,6 +57,9 @@ rule all:
         BIOREVIEW_DATA,
         BIOREVIEW_TRAINING,
         BIOREVIEW_EVALUATION,
+        REFINER_DATA,
+        REFINER_TRAINING,
+        REFINER_EVALUATION,
 
 
 # Named targets, one per artifact: `snakemake papers`, `snakemake pairs`, ...
@@ -122,3 +127,11 @@ rule bioreview:
         BIOREVIEW_DATA,
         BIOREVIEW_TRAINING,
         BIOREVIEW_EVALUATION,
+
+
+# the Refiner line, whole: tasks, splits (audited), SFT data and card, SFT and GRPO models, per-checkpoint metrics
+rule refiner:
+    input:
+        REFINER_DATA,
+        REFINER_TRAINING,
+        REFINER_EVALUATION,

@@ -190,6 +190,21 @@ def sj_checkpoint_predictions():
     return {s: f"{SJ_CHECKPOINT_PREDICTIONS}/step-{s}.parquet" for s in checkpoint_models.steps(published)}
 
 
+def ref_judge_input(wildcards):
+    """The Refiner judge's block checked, and a vllm judge's model downloaded (its marker records the revision)."""
+    return {f"judge_{k}": v for k, v in endpoint_input("judge")(wildcards).items()}
+
+
+def ref_predictions(wildcards):
+    """Every Refiner model's answers (REF_MODELS, refiner_model.smk), and those of every checkpoint refiner_grpo
+    published (until it has run, Snakemake's "incomplete checkpoint", and it asks again once it has)."""
+    paths = [f"{REF_EVAL_DIR}/predictions/{m}.parquet" for m in REF_MODELS]
+    if REF_CURVES:
+        published = checkpoints.refiner_grpo.get().output.checkpoint_models
+        paths += [f"{REF_CHECKPOINT_PREDICTIONS}/step-{s}.parquet" for s in checkpoint_models.steps(published)]
+    return paths
+
+
 def sj_ood_predictions(oodset):
     """The predictions of every model of the SciJudge table (SJ_LABELS, scijudge_model.smk) on one extra OOD set."""
     return [f"{SJ_OOD_EVAL_DIR}/{oodset}/predictions/{m}.parquet" for m in SJ_LABELS]

@@ -13,7 +13,7 @@ import pytest
 from workflow_scripts.common.io import Rejects
 from workflow_scripts.datasets import bioreview_sft as sft
 from workflow_scripts.datasets.bioreview_prompts import SYSTEM_PROMPT, USER_PREFIX
-from workflow_scripts.datasets.reviewer_prompts import load_tokenizer
+from workflow_scripts.datasets.prompt_tokens import load_tokenizer
 from workflow_scripts.train.sft import SFTScriptArgs, load_sft_dataset
 from workflow_scripts.train.tiny_model import train_tokenizer
 

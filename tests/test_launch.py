@@ -549,3 +549,51 @@ def test_wait_ready_times_out_with_the_log(tmp_path):
     finally:
         launch._stop(sleeper, grace=5)
     assert sleeper.returncode == -15
+
+
+# ---------------------------------------------------------------------------------------------- served LLM endpoints
+def test_served_llm_endpoint_gets_gpus_of_its_own():
+    plan = launch.build_plan(CFG, SERVER_ENTRY, nodes=1, gpus_per_node=8, main_port=1, env={}, server_gpus=2,
+                             llm_gpus=2)
+    assert plan.env == {"CUDA_VISIBLE_DEVICES": "0,1,2,3"} and plan.num_processes == 4
+    assert plan.llm_devices == ["4", "5"] and plan.server.env == {"CUDA_VISIBLE_DEVICES": "6,7"}
+    plan = launch.build_plan(CFG, ENTRY, nodes=1, gpus_per_node=4, main_port=1, env={"CUDA_VISIBLE_DEVICES": "3,4,6,7"},
+                             llm_gpus=1)
+    assert plan.env == {"CUDA_VISIBLE_DEVICES": "3,4,6"} and plan.llm_devices == ["7"] and plan.server is None
+    with pytest.raises(ValueError, match="leaves no GPU to train on: 1 for the served LLM endpoint"):
+        launch.build_plan(CFG, SERVER_ENTRY, nodes=1, gpus_per_node=2, main_port=1, env={}, server_gpus=1, llm_gpus=1)
+    with pytest.raises(ValueError, match="needs a one-node launch, not 4 nodes"):
+        launch.build_plan(CFG, ENTRY, nodes=None, gpus_per_node=8, main_port=1, env=SLURM4, use_scontrol=False,
+                          llm_gpus=2)
+
+
+# A trainer that asks the served endpoint one chat completion, through the URL the launcher gave it
+JUDGE_CLIENT = """
+import json, os, sys, urllib.request
+out = sys.argv[sys.argv.index("--output-dir") + 1]
+url = os.environ["SCITASTE_LLM_JUDGE_URL"]
+body = {"model": "demo/generic@1", "messages": [{"role": "user", "content": "hello"}]}
+req = urllib.request.Request(url + "/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"})
+answer = json.load(urllib.request.urlopen(req, timeout=30))
+json.dump({"url": url, "content": answer["choices"][0]["message"]["content"]}, open(os.path.join(out, "judge.json"), "w"))
+"""
+
+
+def test_launcher_serves_the_judge_once_and_stops_it(tmp_path):
+    (tmp_path / "judge_client.py").write_text(JUDGE_CLIENT)
+    block = {"kind": "demo", "demo": {"policy": "generic"}}
+    proc = subprocess.run([sys.executable, "-m", "workflow_scripts.train.launch", "--accelerate-config",
+                           "workflow_scripts/train/accelerate/cpu.yaml", "--gpus-per-node", "0", "--serve-llm",
+                           f"judge={json.dumps(block)}", "--", str(tmp_path / "judge_client.py"), "--output-dir",
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads((tmp_path / "judge.json").read_text())
+    assert answer["url"].startswith("http://127.0.0.1:") and answer["url"].endswith("/v1") and answer["content"]
+    assert "interrupted (SIGTERM): workflow_scripts.llm.demo_server" in (tmp_path / "llm_judge_server.log").read_text()
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.URLError):  # stopped with the trainer
+        urllib.request.urlopen(answer["url"].removesuffix("/v1") + "/health", timeout=5)
+    with pytest.raises(ValueError, match="--serve-llm 'judge': expected USE=BLOCK"):
+        launch.served_endpoints(["judge"])

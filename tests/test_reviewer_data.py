@@ -15,8 +15,8 @@ from tests.workflow_runner import ROOT
 from workflow_scripts.common.io import Rejects
 from workflow_scripts.datasets import reviewer_leakage, reviewer_pool, reviewer_teacher
 from workflow_scripts.datasets.reviewer_labels import parse_rules
-from workflow_scripts.datasets.reviewer_prompts import (PromptRenderer, Unrenderable, body_text, largest_fitting,
-                                                        load_tokenizer)
+from workflow_scripts.datasets.prompt_tokens import load_tokenizer
+from workflow_scripts.datasets.reviewer_prompts import PromptRenderer, Unrenderable, body_text, largest_fitting
 from workflow_scripts.demo.reviews import World
 from workflow_scripts.llm.batch import read_answer_rows, read_requests, request_lines
 from workflow_scripts.sources.reviews.tables import PAPER_SCHEMA

@@ -125,14 +125,16 @@ def test_hub_models_come_from_a_local_download_and_jobs_run_offline(production):
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
     downloads = {re.search(r"--repo (\S+)", j["shell"]).group(1): j for j in by_rule["hub_model_download"]}
-    # the two lines' base models and the Reviewer's teacher, which vLLM serves inside the jobs from the same cache
-    assert set(downloads) == {"Qwen/Qwen3-4B-Instruct-2507", "google/gemma-4-E4B-it",
-                              "Qwen/Qwen3-235B-A22B-Instruct-2507"}
+    # the lines' base models, the Reviewer's teacher (the Refiner's writer too) and the Refiner's judge, which vLLM
+    # serves inside the jobs from the same cache
+    assert set(downloads) == {"Qwen/Qwen3-4B-Instruct-2507", "google/gemma-4-E4B-it", "Qwen/Qwen3.5-9B",
+                              "Qwen/Qwen3-235B-A22B-Instruct-2507", "Qwen/Qwen3.5-35B-A3B"}
     for download in downloads.values():
         assert download["local"] and download["sbatch"] is None  # on the submitting host: compute nodes lack internet
         assert download["shell"].startswith("HF_HUB_OFFLINE=0 python -m workflow_scripts.train.hub_model download")
     base_users = [j for j in jobs if "--model Qwen/Qwen3-4B-Instruct-2507 " in j["shell"]]
-    assert {j["rule"] for j in base_users} == {"scijudge_sft_warmup", "scijudge_eval_model", "scijudge_eval_ood_model"}
+    assert {j["rule"] for j in base_users} == {"scijudge_sft_warmup", "scijudge_eval_model", "scijudge_eval_ood_model",
+                                               "refiner_sft_data", "refiner_sft", "refiner_eval_predict"}
     for job in base_users:
         assert MARKER in job["input"], job
     for rule in GPU_RULES:

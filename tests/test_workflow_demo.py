@@ -181,12 +181,57 @@ def test_a_planted_bioreview_leak_fails_the_dag(demo_run, tmp_path):
     assert leaked in (leaky / "results/logs/bioreview_leakage_audit.log").read_text()
 
 
+# ---- the Refiner line (in `all`): tasks from the corpus, audit, SFT, GRPO with the judge, metrics per checkpoint
+
+REF = "results/refiner"
+
+
+def test_demo_runs_the_refiner_line(demo_run):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())["refiner"]
+    counts = _json(demo_run / REF / "tasks.counts.json")
+    tasks = pl.read_parquet(demo_run / REF / "tasks.parquet")
+    assert tasks.height == counts["tasks"] > 0 and counts["filtered_by_length"] > 0
+    assert _json(demo_run / REF / "leakage_audit.json")["passed"]
+    assert "demo stand-in refiner_writer" in (demo_run / REF / "README.md").read_text()
+    sft = _json(demo_run / REF / "sft/trainer_state.json")
+    assert sft["global_step"] == cfg["sft"]["trainer"]["max_steps"]
+    assert any("eval_loss" in e for e in sft["log_history"])
+    grpo = _json(demo_run / REF / "grpo/trainer_state.json")
+    last, save = cfg["grpo"]["trainer"]["max_steps"], cfg["grpo"]["trainer"]["save_steps"]
+    assert grpo["global_step"] == last
+    # every step logs the reward's components and the groups without reward spread; the launcher served the judge
+    steps = [e for e in grpo["log_history"] if "loss" in e]
+    assert len(steps) == last and all({"refiner/format_ok", "refiner/unscored", "frac_reward_zero_std", "kl"} <= set(e)
+                                      for e in steps)
+    assert "ready at http://127.0.0.1" in (demo_run / "results/logs/refiner_grpo.log").read_text()
+    # the SFT model is step 0, then every saved checkpoint, the final model, and the references off the curve
+    metrics = _json(demo_run / REF / "eval/metrics.json")
+    assert [(p["label"], p["step"]) for p in metrics["points"]] == [
+        ("sft", 0), *((f"step-{s}", s) for s in range(save, last, save)), ("grpo", last), ("reference", None)]
+    test = set(pl.read_parquet(demo_run / REF / "splits/test.parquet")["task_id"])
+    scores = pl.read_parquet(demo_run / REF / "eval/scores.parquet")
+    for point in metrics["points"][:-1]:
+        assert set(scores.filter(pl.col("model") == point["label"])["task_id"]) == test, point
+    # the tiny model's answers fail the format gate (reward 0, never judged); the references are judged, each
+    # static rubric too, without a failed call
+    reference = metrics["models"]["reference"]["metrics"]
+    assert reference["format_valid"]["value"] == 1.0 and reference["rubric_score"]["n"] > 0
+    assert reference["judge_failure_rate"]["value"] == 0.0
+    assert len(metrics["static_rubrics"]) == 3
+    assert metrics["models"]["sft"]["metrics"]["reward"]["ci_low"] is not None
+    md = (demo_run / REF / "eval/metrics.md").read_text()
+    assert "demo stand-in refiner_judge" in md and "| 0 | start (sft) |" in md
+    for png in ("eval/curves.png", "grpo/reward_components.png", "grpo/curves.png", "sft/curves.png"):
+        assert (demo_run / REF / png).stat().st_size > 10_000, png
+
+
 def test_report_shows_table_chart_and_curves(demo_run):
     snakemake(demo_run, "--report", "report.html")
     html = (demo_run / "report.html").read_text(errors="replace")
     for name in ("metrics.md", "accuracy.png", "curves.png", "both A/B orders", "reliability.png", "llm_calls.md",
                  "always-accept", "checkpoint_curves.png", "accuracy against GRPO training step",
-                 "BioReview test split", "Hungarian assignment"):
+                 "BioReview test split", "Hungarian assignment", "reward_components.png", "reference refinements",
+                 "metrics on the held-out test tasks against GRPO step", "What the Refiner reward logged"):
         assert name in html, name
 
 

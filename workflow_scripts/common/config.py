@@ -195,7 +195,8 @@ def _cutoff_problems(cfg: dict[str, Any]):
 
 
 # every training block of every line -> its entry point (workflow_scripts.train.<entry>)
-TRAINER_BLOCKS = {"scijudge.sft_warmup": "sft", "scijudge.grpo": "grpo", "reviewer.sft": "sft", "bioreview.sft": "sft"}
+TRAINER_BLOCKS = {"scijudge.sft_warmup": "sft", "scijudge.grpo": "grpo", "reviewer.sft": "sft", "bioreview.sft": "sft",
+                  "refiner.sft": "sft", "refiner.grpo": "grpo"}
 
 
 def _trainer_problems(cfg: dict[str, Any]):
@@ -223,6 +224,41 @@ def _job_size_problems(cfg: dict[str, Any]):
     if gpus > cluster["gpus_per_node"]:
         yield (f"config key scijudge.eval.resources.gpus: {gpus} GPUs asked, but a node has {cluster['gpus_per_node']} "
                "(cluster.gpus_per_node)")
+    yield from _refiner_problems(cfg)
+
+
+def served_llm_gpus(block: dict) -> int:
+    """GPUs a job sets aside for an LLM endpoint it serves itself (a vllm endpoint's server)."""
+    return block["vllm"]["gpus"] if block["kind"] == "vllm" else 0
+
+
+def _refiner_problems(cfg: dict[str, Any]):
+    """The Refiner's training jobs (the GRPO job's judge GPUs counted) and the keys its rules set themselves."""
+    ref, cluster = cfg["refiner"], cfg["cluster"]
+    policy = None if ref["policy_model"] == "tiny" else ref["policy_model"]
+    judge_gpus = served_llm_gpus(cfg["llm"]["endpoints"]["judge"])
+    if ref["sft"]["enabled"]:
+        yield from _launch_problems("refiner.sft", ref["sft"], cluster, None, grpo=False)
+        if "max_length" in ref["sft"]["trainer"]:
+            yield ("config key refiner.sft.trainer.max_length: set refiner.sft_data.max_length instead (the SFT rows "
+                   "are built to it, and the trainer gets the same)")
+        tasks = ref["tasks"]
+        dataset = tasks["dataset"]
+        if tasks["source"] == "dataset" and dataset["columns"]["reference"] is None and not dataset["ask_references"]:
+            yield ("config key refiner.sft.enabled: the SFT stage needs reference refinements, but the dataset's are "
+                   "not mapped (refiner.tasks.dataset.columns.reference) nor asked of the writer "
+                   "(refiner.tasks.dataset.ask_references): map or ask them, or set refiner.sft.enabled: false (GRPO "
+                   "then starts from refiner.policy_model)")
+    if "reward_options" in ref["grpo"]["trainer"]:
+        yield ("config key refiner.grpo.trainer.reward_options: set by the rule from llm.endpoints.judge, "
+               "llm.cache_dir and refiner.reward / judge / static_rubrics; configure those instead")
+    yield from _launch_problems("refiner.grpo", ref["grpo"], cluster, policy, grpo=True,
+                                hub_cache=configured_hub_cache(cfg), llm_gpus=judge_gpus)
+    for key, served in (("resources", 0), ("score_resources", judge_gpus)):  # the scoring job serves the judge
+        gpus = ref["eval"][key].get("gpus", 0) + served
+        if gpus > cluster["gpus_per_node"]:
+            yield (f"config key refiner.eval.{key}: {gpus} GPUs asked (the judge's included), but a node has "
+                   f"{cluster['gpus_per_node']} (cluster.gpus_per_node)")
 
 
 def configured_hub_cache(cfg: dict[str, Any]) -> str | None:
@@ -237,16 +273,22 @@ def expand_path(path: str) -> str:
 
 
 def _launch_problems(key: str, block: dict, cluster: dict, model: str | None, grpo: bool,
-                     hub_cache: str | None = None):
+                     hub_cache: str | None = None, llm_gpus: int = 0):
     """GPU counts, the wall-time margin, the vLLM layout and the GRPO batch arithmetic of one training job, checked
-    while the DAG is built: before any job is submitted. Each message shows the arithmetic that failed."""
+    while the DAG is built: before any job is submitted. Each message shows the arithmetic that failed.
+    ``llm_gpus``: GPUs the job adds for an LLM endpoint its launcher serves (the Refiner's judge)."""
     from workflow_scripts.train import vllm_config
 
     launch, trainer, runtime = block["launch"], block["trainer"], block["resources"]["runtime"]
     nodes, gpus, server_gpus = launch["nodes"], launch["gpus_per_node"], launch["vllm_server_gpus"]
-    if gpus > cluster["gpus_per_node"]:
-        yield (f"config key {key}.launch.gpus_per_node: {gpus} GPUs asked per node, but a node has "
+    if gpus + llm_gpus > cluster["gpus_per_node"]:
+        served = f" + {llm_gpus} for the served LLM endpoint" if llm_gpus else ""
+        yield (f"config key {key}.launch.gpus_per_node: {gpus}{served} GPUs asked per node, but a node has "
                f"{cluster['gpus_per_node']} (cluster.gpus_per_node)")
+        return
+    if llm_gpus and nodes > 1:
+        yield (f"config key {key}.launch.nodes: {nodes} nodes, but the launcher serves an LLM endpoint ({llm_gpus} "
+               "GPUs) only beside a one-node trainer: use one node, or run the server yourself as an external endpoint")
         return
     margin = cluster["wall_time_margin_s"]
     if margin >= runtime * 60:

@@ -76,23 +76,6 @@ class CharCounter:
         return math.ceil(sum(len(m["content"]) for m in messages) / 3)
 
 
-class TokenizerCounter:
-    """The base model's tokenizer; a prompt is counted as the chat template renders it for generation."""
-
-    name = "tokenizer"
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def text(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
-    def prompt(self, messages: list[dict]) -> int:
-        rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                                      enable_thinking=False)
-        return self.text(rendered)
-
-
 def section_rank(section: dict) -> int:
     if section["kind"] in KIND_PRIORITY:
         return KIND_PRIORITY.index(section["kind"])
@@ -218,9 +201,9 @@ def write_rows(rows: list[dict], meta: dict, out: str | Path) -> None:
 def make_counter(model: str | None, kind: str) -> TokenCounter:
     if kind == "chars3":
         return CharCounter()
-    from workflow_scripts.datasets.reviewer_prompts import load_tokenizer
+    from workflow_scripts.datasets.prompt_tokens import TokenCounter, load_tokenizer
 
-    return TokenizerCounter(load_tokenizer(model))
+    return TokenCounter(load_tokenizer(model), {"enable_thinking": False})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,8 @@ from workflow_scripts.common.io import Rejects, write_json_atomic, write_parquet
 from workflow_scripts.datasets import reviewer_leakage
 from workflow_scripts.datasets.reviewer_card import md_table, number_stats, rate
 from workflow_scripts.datasets.reviewer_labels import LabelRule, parse_rules
-from workflow_scripts.datasets.reviewer_prompts import PromptRenderer, Unrenderable, body_text, load_tokenizer
+from workflow_scripts.datasets.prompt_tokens import load_tokenizer
+from workflow_scripts.datasets.reviewer_prompts import PromptRenderer, Unrenderable, body_text
 from workflow_scripts.sources.records import normalize_title_expr
 
 log = logging.getLogger(__name__)

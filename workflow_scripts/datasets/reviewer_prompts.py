@@ -54,18 +54,6 @@ def body_text(sections: Sequence[Mapping] | None) -> str:
     return "\n\n".join(blocks)
 
 
-def load_tokenizer(model: str):
-    """The base model's tokenizer (fast: the cut needs character offsets), with its chat template."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"base model {model}: its tokenizer is not a fast tokenizer; the body cut needs offsets")
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"base model {model}: the tokenizer has no chat template")
-    return tokenizer
-
-
 def check_template(user_template: str) -> None:
     """The template must format with exactly the three fields, or every paper would fail the same way."""
     try:

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no teacher review survived the filter for train (%d kept of %d): see %s", stats["counts"]["kept"],
                   pool.height, args.out_rejects)
         return 1
-    from workflow_scripts.datasets.reviewer_prompts import load_tokenizer
+    from workflow_scripts.datasets.prompt_tokens import load_tokenizer
 
     prompt_tokens = dict(pool.select("key", "prompt_tokens").iter_rows())
     stats["tokens"] = token_stats(load_tokenizer(args.model), train + val, prompt_tokens)

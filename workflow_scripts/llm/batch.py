@@ -81,7 +81,7 @@ def read_answer_rows(path: str | Path, expected: Iterable[str], *, complete: boo
 
 def main(argv: list[str] | None = None) -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--use", required=True, help="teacher, extractor, rubric_writer or judge")
+    p.add_argument("--use", required=True, help="teacher, extractor, writer or judge")
     p.add_argument("--endpoint", type=json_arg, default={}, help="the llm.endpoints.<use> block as JSON")
     p.add_argument("--cache-dir", required=True, help="llm.cache_dir (the use's sub-directory is added)")
     p.add_argument("--requests", required=True)

@@ -8,12 +8,18 @@
 
 The server's output is appended to ``<cache_dir>/<use>/server.log`` (kept when a job fails, unlike its outputs).
 Start and stop are the launcher's (:mod:`workflow_scripts.common.server_process`).
+
+A training job whose reward calls an endpoint (the Refiner's judge) must not start one server per rank: the training
+launcher (``workflow_scripts.train.launch --serve-llm USE=BLOCK``) starts it once, on GPUs of its own, and puts its
+URL in the trainers' environment as ``SCITASTE_LLM_<USE>_URL`` (:func:`served_url_env`); :func:`serving` then uses
+that server instead of starting another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -49,11 +55,21 @@ def server_command(e: Endpoint, port: int) -> list[str] | None:
     return None
 
 
+def served_url_env(use: str) -> str:
+    """The variable that holds the base URL of ``use``'s server when a launcher already runs it for this process."""
+    return f"SCITASTE_LLM_{use.upper()}_URL"
+
+
 @contextlib.contextmanager
 def serving(e: Endpoint, log_path: str | Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """The endpoint's base URL (``.../v1``), its server running for as long as the block runs."""
     if e.kind == "external":
         yield e.base_url
+        return
+    served = os.environ.get(served_url_env(e.use))
+    if served:  # the launcher of this training job runs it
+        log.info("%s: the server the launcher runs, at %s", e.label, served)
+        yield served
         return
     port = (e.vllm["port"] if e.kind == "vllm" else None) or server_process.free_port()
     command = server_command(e, port)

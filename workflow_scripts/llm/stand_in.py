@@ -24,6 +24,8 @@ STAND_INS: dict[str, str] = {
     "generic": "workflow_scripts.llm.stand_in:GENERIC",
     "reviewer_teacher": "workflow_scripts.demo.reviewer_teacher:TEACHER",
     "bioreview_extractor": "workflow_scripts.demo.bioreview_extractor:EXTRACTOR",
+    "refiner_judge": "workflow_scripts.demo.refiner_judge:JUDGE",
+    "refiner_writer": "workflow_scripts.demo.refiner_writer:WRITER",
 }
 
 

@@ -41,7 +41,9 @@ BATCH_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "num
 
 def validate_launch(block: Mapping, num_processes: int) -> None:
     """Batch arithmetic GRPOConfig checks only once every rank is up: check it before launching (launcher)."""
-    values = {k: block[k] for k in BATCH_KEYS if k in block}
+    # TRL derives either of generation_batch_size and steps_per_generation from the other (both default to None)
+    values = {"generation_batch_size": None, "steps_per_generation": None,
+              **{k: block[k] for k in BATCH_KEYS if k in block}}
     if len(values) < len(BATCH_KEYS):  # TRL's defaults for the rest (importing trl costs seconds: only when needed)
         from trl import GRPOConfig
 
@@ -92,13 +94,16 @@ def validate_dataset(path, prompt_column: str, required: Sequence[str]) -> None:
     missing = [c for c in (prompt_column, *required) if c not in columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; columns are {columns}")
-    ident = "pair_id" if "pair_id" in columns else None
+    ident = next((c for c in ("pair_id", "task_id") if c in columns), None)
     prompt = pl.col(prompt_column)
     bad_prompt = (prompt.list.len() == 0) | (prompt.list.last().struct.field("role") == "assistant")
     checks = [(bad_prompt, "prompt is empty or ends with an assistant turn")]
     if "correct_answer" in required:
         checks.append((~pl.col("correct_answer").is_in(["A", "B"]) | pl.col("correct_answer").is_null(),
                        "correct_answer not in {A, B}"))
+    for text in ("tool_output", "question"):  # the Refiner's judge needs both
+        if text in required:
+            checks.append((pl.col(text).is_null() | (pl.col(text).str.strip_chars() == ""), f"{text} is empty"))
     for bad, why in checks:
         rows = lf.with_row_index("row").filter(bad).select(["row"] + ([ident] if ident else [])).head(5).collect()
         if rows.height:

@@ -17,6 +17,12 @@ is its ``--max-model-len``. The launcher adds the server's address to the traine
 /health, runs the trainer, and stops the server when the trainer ends or a signal (SLURM preemption, Snakemake)
 arrives.
 
+A reward that calls an LLM endpoint (the Refiner's judge: ``--serve-llm judge=BLOCK``, the ``llm.endpoints.judge``
+block as JSON) gets its server from this launcher, once for all ranks: a ``vllm`` endpoint on ``vllm.gpus`` GPUs of
+its own (after the trainer's, before a GRPO vLLM server's), a ``demo`` endpoint on loopback; the trainers find it
+in ``SCITASTE_LLM_<USE>_URL`` (workflow_scripts.llm.endpoints). Only a one-node launch serves one: for several nodes,
+run the server yourself and configure it as an ``external`` endpoint.
+
 The launcher stays the trainer's parent (workflow_scripts.train.walltime): on SIGUSR1, and --wall-time-margin seconds
 before the SLURM time limit, the trainer saves a checkpoint and stops, and the launcher exits with status 75.
 """
@@ -24,6 +30,7 @@ before the SLURM time limit, the trainer saves a checkpoint and stops, and the l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import itertools
@@ -180,6 +187,7 @@ class Plan:
     num_processes: int  # trainer processes: the server's GPUs are not counted
     env: dict[str, str] = field(default_factory=dict)  # added to the trainer's environment
     server: Server | None = None
+    llm_devices: list[str] = field(default_factory=list)  # GPUs set aside for the served LLM endpoints
 
 
 def slurm_gpus_per_node(env: Mapping[str, str]) -> int | None:
@@ -206,8 +214,10 @@ def build_plan(
     server_port: int = 8000,
     serve_command: Sequence[str] = SERVE,
     rendezvous_timeout: int = 300,
+    llm_gpus: int = 0,
 ) -> Plan:
-    """The command to exec; ``entry`` is what follows ``accelerate launch`` options (``-m module ARGS``)."""
+    """The command to exec; ``entry`` is what follows ``accelerate launch`` options (``-m module ARGS``).
+    ``llm_gpus``: GPUs of this node set aside for served LLM endpoints (--serve-llm)."""
     if nodes is not None and nodes < 1:
         raise ValueError(f"--nodes must be >= 1, got {nodes}")
     # a one-node launch runs right here: it needs nothing of the allocation
@@ -222,6 +232,18 @@ def build_plan(
     per_node = max(gpus_per_node, 1)
     trainer_env: dict[str, str] = {}
     server = None
+    llm_devices: list[str] = []
+    if llm_gpus:
+        if n > 1:
+            raise ValueError(f"a served LLM endpoint ({llm_gpus} GPU(s)) needs a one-node launch, not {n} nodes: serve "
+                             "it yourself and configure it as an external endpoint")
+        devices = node_devices(env, gpus_per_node)
+        per_node = gpus_per_node - server_gpus - llm_gpus
+        if per_node < 1:
+            raise ValueError(f"--gpus-per-node {gpus_per_node} leaves no GPU to train on: {llm_gpus} for the served "
+                             f"LLM endpoint(s) and {server_gpus} for the vLLM server")
+        trainer_env = {"CUDA_VISIBLE_DEVICES": ",".join(devices[:per_node])}
+        llm_devices = devices[per_node:per_node + llm_gpus]
     if check_server_mode(entry, server_gpus):
         model, output_dir = entry_options(entry, "model", "output_dir")
         log_path = os.path.join(output_dir or ".", SERVER_LOG)
@@ -230,11 +252,11 @@ def build_plan(
         window = entry_point_block(entry)[1].get("vllm_max_model_length")
         if n == 1:  # the node's last K GPUs serve, the first G-K train; loopback only: nothing else needs it
             devices = node_devices(env, gpus_per_node)
-            per_node = gpus_per_node - server_gpus
+            per_node = gpus_per_node - server_gpus - llm_gpus
             trainer_env = {"CUDA_VISIBLE_DEVICES": ",".join(devices[:per_node])}
             command = serve(serve_command, model, tp, "127.0.0.1", server_port, window)
-            server = Server(command, {"CUDA_VISIBLE_DEVICES": ",".join(devices[per_node:])}, "127.0.0.1",
-                            server_port, log_path, tp)
+            server = Server(command, {"CUDA_VISIBLE_DEVICES": ",".join(devices[gpus_per_node - server_gpus:])},
+                            "127.0.0.1", server_port, log_path, tp)
         else:  # the whole last node serves, the first N-1 train
             step = [*SRUN, "--nodes", "1", "--ntasks", "1", "--relative", str(n - 1)]
             command = serve(serve_command, model, tp, "0.0.0.0", server_port, window)
@@ -246,7 +268,7 @@ def build_plan(
     base = [*ACCELERATE, "--config_file", accelerate_config, "--num_processes", str(num_processes)]
     if n == 1:  # also the trainer of a 2-node server plan: this batch step runs on the allocation's first node
         command = [*base, "--num_machines", "1", "--main_process_port", str(main_port), *entry]
-        return Plan(command, 1, num_processes, trainer_env, server)
+        return Plan(command, 1, num_processes, trainer_env, server, llm_devices)
 
     check_multi_node_config(accelerate_config, n)
     command = per_node_srun(base, entry, hosts[:n], main_port, rendezvous_timeout)  # a server node is not in n
@@ -474,6 +496,40 @@ _signal_group = server_process.signal_group
 _stop = server_process.stop
 
 
+# ---------------------------------------------------------------------------------------------- served LLM endpoints
+def served_endpoints(specs: Sequence[str]) -> list:
+    """``USE=BLOCK`` arguments as validated endpoints; an external one needs no server and is left out."""
+    from workflow_scripts.common.cli import json_arg
+    from workflow_scripts.llm.config import endpoint
+
+    endpoints = []
+    for spec in specs:
+        use, eq, block = spec.partition("=")
+        if not eq or not use:
+            raise ValueError(f"--serve-llm {spec!r}: expected USE=BLOCK (the llm.endpoints.USE block as JSON)")
+        e = endpoint(use, json_arg(block))
+        if e.kind != "external":
+            endpoints.append(e)
+    return endpoints
+
+
+def endpoint_gpus(e) -> int:
+    return e.vllm["gpus"] if e.kind == "vllm" else 0
+
+
+def serve_endpoints(stack: contextlib.ExitStack, endpoints: Sequence, plan: Plan, output_dir: str) -> None:
+    """Start each endpoint's server on its share of ``plan.llm_devices`` (stopped when ``stack`` closes) and tell
+    the trainers where it is."""
+    from workflow_scripts.llm.endpoints import served_url_env, serving
+
+    devices = list(plan.llm_devices)
+    for e in endpoints:
+        mine, devices = devices[:endpoint_gpus(e)], devices[endpoint_gpus(e):]
+        env = {"CUDA_VISIBLE_DEVICES": ",".join(mine)} if mine else {}
+        url = stack.enter_context(serving(e, os.path.join(output_dir, f"llm_{e.use}_server.log"), env))
+        plan.env[served_url_env(e.use)] = url
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
@@ -500,6 +556,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--vllm-serve-command", default=shlex.join(SERVE),
                    help="the server command, given --model/--tensor-parallel-size/--data-parallel-size/--host/--port "
                         "and the trainer's --max-model-len (add vLLM options here, e.g. '... --enforce-eager')")
+    p.add_argument("--serve-llm", action="append", default=[], metavar="USE=BLOCK",
+                   help="serve the LLM endpoint llm.endpoints.USE (its config block as JSON) beside the trainer, once "
+                        "for all ranks (repeatable); the trainers find it in SCITASTE_LLM_<USE>_URL")
     p.add_argument("--wall-time-margin", type=float, default=0,
                    help="seconds before the SLURM time limit at which the trainer saves a checkpoint and stops "
                         "(SIGUSR1 to this process does the same at once); 0 = not before the limit")
@@ -517,10 +576,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     visible = visible_gpus() if gpus != 0 else 0  # 0 = CPU: skip importing torch to count GPUs
     if gpus is None:
         gpus = slurm_gpus_per_node(env) or visible
+    served = served_endpoints(args.serve_llm)
     plan = build_plan(args.accelerate_config, entry, nodes=args.nodes, gpus_per_node=gpus, main_port=args.main_port,
                       env=env, server_gpus=args.vllm_server_gpus, server_port=args.vllm_server_port,
-                      serve_command=shlex.split(args.vllm_serve_command), rendezvous_timeout=args.rendezvous_timeout)
+                      serve_command=shlex.split(args.vllm_serve_command), rendezvous_timeout=args.rendezvous_timeout,
+                      llm_gpus=sum(endpoint_gpus(e) for e in served))
     validate(entry, plan, gpus, env, visible)
+    if served and plan.num_machines > 1:
+        sys.exit(f"launch: --serve-llm needs a one-node launch, not {plan.num_machines} nodes: serve the endpoint "
+                 "yourself and configure it as an external endpoint")
     lines = shell_lines(plan)
     log.info("%d machine(s), %d trainer process(es):\n%s", plan.num_machines, plan.num_processes, "\n".join(lines))
     if args.dry_run:
@@ -536,7 +600,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     # this process stays the trainer's parent: it keeps the wall-time deadline and turns SIGUSR1 into a checkpoint
-    with walltime.StopRequests(output_dir or ".", args.wall_time_margin, env):
+    with contextlib.ExitStack() as servers, walltime.StopRequests(output_dir or ".", args.wall_time_margin, env):
+        serve_endpoints(servers, served, plan, output_dir or ".")
         code = run_with_server(plan, args.vllm_server_timeout) if plan.server else walltime.run(plan.command, plan.env)
     sys.exit(walltime.exit_status(code, output_dir or "."))
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable, Mapping
 
-REWARD_SETS = {"scijudge": "workflow_scripts.train.rewards.scijudge"}
+REWARD_SETS = {"scijudge": "workflow_scripts.train.rewards.scijudge",
+               "refiner": "workflow_scripts.train.rewards.refiner"}
 
 
 def load_rewards(name: str, weights: Mapping[str, float], options: Mapping[str, Any] | None = None
