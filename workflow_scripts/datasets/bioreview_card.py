@@ -25,6 +25,7 @@ import polars as pl
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import write_text_atomic
+from workflow_scripts.datasets.card_text import md_lines, named_path, read_json
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,6 @@ def licence_table(corpus: pl.DataFrame) -> pl.DataFrame:
             .sort("source"))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(str(v) for v in row) + " |" for row in rows)]
-
-
 def _cost(llm: Mapping | None) -> str:
     if not llm:
         return "no LLM summary"
@@ -66,7 +62,7 @@ def markdown(*, sources: Mapping[str, Mapping], extraction: Mapping, corpus_coun
              f"Concerns extracted from published peer reviews by **{extractor}**; the all_nonfig corpus (figure "
              "concerns removed, exact duplicates removed, articles without a concern dropped), split by DOI family.",
              "", "## Sources", ""]
-    lines += _table(["source", "articles", "reports", "responses", "rejected", "papers lost to bad files"],
+    lines += md_lines(["source", "articles", "reports", "responses", "rejected", "papers lost to bad files"],
                     [(s, v.get("articles"), v.get("reports"), v.get("responses"), v.get("rejected"),
                       v.get("papers_lost")) for s, v in sorted(sources.items())])
     lines += ["", "## Extraction", "",
@@ -80,24 +76,13 @@ def markdown(*, sources: Mapping[str, Mapping], extraction: Mapping, corpus_coun
               f"Leakage audit (article ids, families, DOI families across splits): "
               f"{'passed' if audit.get('ok') else 'FAILED'}.", "",
               "## SFT rows", ""]
-    lines += _table(["split", "rows", "counter", "budget", "truncated", "rejects"],
+    lines += md_lines(["split", "rows", "counter", "budget", "truncated", "rejects"],
                     [(name, m.get("rows"), m.get("counter"), m.get("budget"), m.get("truncated"), m.get("rejects"))
                      for name, m in sft.items()])
     lines += ["", "## Licences: what may be redistributed", "",
               "CC BY (no NC/ND clause) or CC0 may be shared again with attribution; the rest stays in this run.", ""]
-    lines += _table(licences.columns, licences.rows())
+    lines += md_lines(licences.columns, licences.rows())
     return "\n".join(lines) + "\n"
-
-
-def _named(text: str) -> tuple[str, Path]:
-    name, _, path = text.partition("=")
-    if not path:
-        raise ValueError(f"expected NAME=PATH, got {text!r}")
-    return name, Path(path)
-
-
-def _read(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -108,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--corpus-counts", required=True)
     p.add_argument("--split-stats", required=True)
     p.add_argument("--audit", required=True)
-    p.add_argument("--sft-meta", type=_named, action="append", required=True, help="SPLIT=meta.json, per split")
+    p.add_argument("--sft-meta", type=named_path, action="append", required=True, help="SPLIT=meta.json, per split")
     p.add_argument("--extractor", required=True, help="how the card names what extracted the concerns")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -117,10 +102,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     missing = [c for c in ("source", "license", "n_concerns") if c not in corpus.columns]
     if missing:
         raise SystemExit(f"{args.corpus}: missing column(s) {missing}")
-    sources = {Path(path).name.split(".")[0]: _read(path) for path in args.source_summary}
-    text = markdown(sources=sources, extraction=_read(args.extraction_counts), corpus_counts=_read(args.corpus_counts),
-                    split_stats=_read(args.split_stats), audit=_read(args.audit),
-                    sft={name: _read(path) for name, path in args.sft_meta}, licences=licence_table(corpus),
+    sources = {Path(path).name.split(".")[0]: read_json(path) for path in args.source_summary}
+    text = markdown(sources=sources, extraction=read_json(args.extraction_counts), corpus_counts=read_json(args.corpus_counts),
+                    split_stats=read_json(args.split_stats), audit=read_json(args.audit),
+                    sft={name: read_json(path) for name, path in args.sft_meta}, licences=licence_table(corpus),
                     extractor=args.extractor)
     write_text_atomic(args.out, text)
     log.info("dataset card written to %s", args.out)

@@ -14,18 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from workflow_scripts.common.cli import parser, setup_logging
 from workflow_scripts.common.io import write_json_atomic, write_text_atomic
+from workflow_scripts.datasets.card_text import md_lines, named_path, read_json
 
 log = logging.getLogger(__name__)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows)]
 
 
 def _tokens(stats: Mapping | None) -> str:
@@ -64,15 +59,15 @@ def markdown(card: Mapping[str, Any]) -> str:
              f"Tasks {'built from the corpus' if tasks['mode'] == 'corpus' else 'loaded from a published dataset'}"
              f": {tasks['tasks']} kept ({tasks['with_reference']} with a reference refinement), {tasks['rejected']} "
              f"rejected; origins {json.dumps(tasks['origins'], sort_keys=True)}.", "", "## What made each field", ""]
-    lines += _table(["field", "made by"], sorted(tasks["made_by"].items()))
+    lines += md_lines(["field", "made by"], sorted(tasks["made_by"].items()))
     lines += ["", "## Rejects and filters", "",
               f"Prompts are counted with the policy tokenizer of `{tasks['policy_model']}` (chat template with the "
               f"generation prompt); {tasks.get('filtered_by_length', 0)} task(s) over {tasks['max_prompt_tokens']} "
               "tokens were filtered out, never cut. Kept prompts, tokens min / median / max: "
               f"{_tokens(tasks.get('prompt_tokens'))}.", ""]
-    lines += _table(["reason", "rows"], sorted(tasks["rejects"].items()) or [("(none)", 0)])
+    lines += md_lines(["reason", "rows"], sorted(tasks["rejects"].items()) or [("(none)", 0)])
     lines += ["", "## Writer calls", "", *_writer_lines(card.get("writer")), "", "## Splits (by question)", ""]
-    lines += _table(["split", "tasks", "question groups", "with reference", "prompt tokens min / median / max"],
+    lines += md_lines(["split", "tasks", "question groups", "with reference", "prompt tokens min / median / max"],
                     [(name, s["tasks"], s["groups"], s["with_reference"], _tokens(s["prompt_tokens"]))
                      for name, s in splits["splits"].items()])
     lines += ["", f"Duplicate questions kept together: {splits['groups_of_several']} group(s) of "
@@ -81,21 +76,10 @@ def markdown(card: Mapping[str, Any]) -> str:
                   f"{splits['val_share']}, test {splits['test_share']}, seed {splits['seed']}.", "",
               f"Leakage audit (task ids, same and near-duplicate questions across splits): "
               f"{'passed' if audit['passed'] else 'FAILED'}.", "", "## SFT rows", ""]
-    lines += _table(["split", "rows", "max length", "sequence tokens min / median / max", "left out"],
+    lines += md_lines(["split", "rows", "max length", "sequence tokens min / median / max", "left out"],
                     [(name, m["rows"], m["max_length"], _tokens(m["sequence_tokens"]),
                       json.dumps(m["rejects"], sort_keys=True)) for name, m in sft.items()])
     return "\n".join(lines) + "\n"
-
-
-def _named(text: str) -> tuple[str, Path]:
-    name, _, path = text.partition("=")
-    if not path:
-        raise ValueError(f"expected NAME=PATH, got {text!r}")
-    return name, Path(path)
-
-
-def _read(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,15 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--task-counts", required=True, help="refiner_tasks' counts JSON")
     p.add_argument("--split-stats", required=True)
     p.add_argument("--audit", required=True, help="the leakage audit's report")
-    p.add_argument("--sft-meta", type=_named, action="append", required=True, help="SPLIT=meta.json, per split")
+    p.add_argument("--sft-meta", type=named_path, action="append", required=True, help="SPLIT=meta.json, per split")
     p.add_argument("--llm-summary", default=None, help="the writer's run summary, when it was called")
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-json", required=True)
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    card = {"tasks": _read(args.task_counts), "splits": _read(args.split_stats),
-            "audit": audit_summary(_read(args.audit)), "sft": {name: _read(path) for name, path in args.sft_meta},
-            "writer": _read(args.llm_summary) if args.llm_summary else None}
+    card = {"tasks": read_json(args.task_counts), "splits": read_json(args.split_stats),
+            "audit": audit_summary(read_json(args.audit)), "sft": {name: read_json(path) for name, path in args.sft_meta},
+            "writer": read_json(args.llm_summary) if args.llm_summary else None}
     write_json_atomic(args.out_json, card)
     write_text_atomic(args.out_md, markdown(card))
     log.info("dataset card written to %s and %s", args.out_md, args.out_json)

@@ -50,7 +50,7 @@ import polars as pl
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_json_atomic, write_parquet_atomic, write_text_atomic
 from workflow_scripts.datasets import reviewer_leakage
-from workflow_scripts.datasets.reviewer_card import md_table, number_stats, rate
+from workflow_scripts.datasets.card_text import md_table, number_stats, rate
 from workflow_scripts.datasets.reviewer_labels import LabelRule, parse_rules
 from workflow_scripts.datasets.prompt_tokens import load_tokenizer
 from workflow_scripts.datasets.reviewer_prompts import PromptRenderer, Unrenderable, body_text

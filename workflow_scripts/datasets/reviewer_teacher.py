@@ -38,7 +38,7 @@ import polars as pl
 
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_parquet_atomic, write_text_atomic
-from workflow_scripts.datasets.reviewer_card import md_table, number_stats, rate
+from workflow_scripts.datasets.card_text import md_table, number_stats, rate
 from workflow_scripts.datasets.reviewer_decision import PREFIX, WORDS, parse_decision
 from workflow_scripts.datasets.reviewer_pool import MESSAGE, hash_rank
 from workflow_scripts.llm.batch import read_answer_rows, request_lines
