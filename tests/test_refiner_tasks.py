@@ -159,7 +159,8 @@ def test_the_schema_is_checked_on_load(sources):
 
 
 def test_load_command_writes_the_task_table(sources, tiny_model_dir, tmp_path):
-    block = {**REFINER["tasks"]["dataset"], "columns": COLUMNS, "split": "train"}
+    # every row maps its reference: no writer is asked (the production default asks it for missing ones)
+    block = {**REFINER["tasks"]["dataset"], "columns": COLUMNS, "split": "train", "ask_references": False}
     out = tmp_path / "tasks.parquet"
     assert refiner_tasks.main(["load", "--dataset", str(sources["jsonl"]), "--dataset-json", json.dumps(block),
                                "--policy-model", str(tiny_model_dir), "--prompt-json", json.dumps(PROMPT),
