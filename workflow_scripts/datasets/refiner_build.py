@@ -132,13 +132,10 @@ def build_tasks(papers: pl.DataFrame, *, client: LLMClient, counter: TokenCounte
             continue
         positive, _ = rubric_list(value["positive_rubrics"], "positive_rubrics")
         negative, _ = rubric_list(value["negative_rubrics"], "negative_rubrics")
-        reference, problem = writing.answer_value("reference", reference_answer)
-        if not problem:
-            problem = writing.reference_problem(reference, [s["id"] for s in draft["snippets"]])
+        reference, problem = writing.written_reference(reference_answer, draft["snippets"])
         if problem:
             rejects.add(papers_file, draft["paper"], f"{problem} (task kept without a reference)",
                         reference_answer.raw or reference_answer.text)
-            reference = None
         rows.append({"task_id": task_id(ORIGIN, draft["paper"], draft["question"]), "question": draft["question"],
                      "reasoning": draft["reasoning"], "tool_output": draft["tool_output"],
                      "snippets": draft["snippets"], "positive_rubrics": positive, "negative_rubrics": negative,

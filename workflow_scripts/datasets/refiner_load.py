@@ -205,9 +205,7 @@ def _ask_references(rows: list[dict], client, writer: Mapping[str, Any], rejects
     missing = [r for r in rows if r["reference"] is None]
     answers = client.complete_many([writing.reference_request(writer, r["messages"]) for r in missing])
     for row, answer in zip(missing, answers):
-        reference, problem = writing.answer_value("reference", answer)
-        if not problem:
-            problem = writing.reference_problem(reference, [s["id"] for s in row["snippets"]])
+        reference, problem = writing.written_reference(answer, row["snippets"])
         if problem:
             rejects.add(dataset_file, row["_record"], f"{problem} (task kept without a reference)",
                         answer.raw or answer.text)

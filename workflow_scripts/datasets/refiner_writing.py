@@ -111,3 +111,10 @@ def reference_problem(text: str, known_ids: list[str]) -> str | None:
     if not check.answer.cited_ids:
         return "reference_uncited: the answer cites no snippet"
     return None
+
+
+def written_reference(answer: Answer, snippets: list[dict]) -> tuple[str | None, str | None]:
+    """The writer's reference refinement for a task with these snippets, or None and why it cannot be a target."""
+    reference, problem = answer_value("reference", answer)
+    problem = problem or reference_problem(reference, [s["id"] for s in snippets])
+    return (None, problem) if problem else (reference, None)

@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -132,10 +133,7 @@ def refiner_reward(completions: Sequence[Any], tool_output: Sequence[str], quest
         log_extra("citation_score", [s.citation_score for s in scores])
     failures = sum(s.judge_failures for s in scores)
     if failures:
-        kinds: dict[str, int] = {}
-        for s in scores:
-            for kind, n in s.failure_kinds.items():
-                kinds[kind] = kinds.get(kind, 0) + n
+        kinds = dict(sum((Counter(s.failure_kinds) for s in scores), Counter()))
         log.warning("refiner reward: %d of %d judge calls failed (%s), left out of the scores; %d of %d "
                     "completions unscored", failures, sum(s.judge_calls for s in scores), kinds,
                     sum(s.reward is None for s in scores), len(scores))
