@@ -118,6 +118,7 @@ rule arxiv_dump_import:
         f"{LOGS}/arxiv_dump_import.log",
     benchmark:
         f"{BENCH}/arxiv_dump_import.tsv"
+    priority: FEEDS_TRAINING
     threads: 2
     resources:
         mem_mb=16000,
@@ -195,6 +196,7 @@ rule arxiv_papers:
         f"{LOGS}/arxiv_papers.log",
     benchmark:
         f"{BENCH}/arxiv_papers.tsv"
+    priority: FEEDS_TRAINING
     threads: 2
     resources:
         mem_mb=16000,

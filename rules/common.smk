@@ -40,6 +40,10 @@ HUB_OFFLINE = "export HF_HUB_OFFLINE=1; "
 # ---- paths: one place for every artifact the rules share
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
+# The priority of the steps on the way to a training job that ask for two threads: with few cores, Snakemake starts
+# one-thread jobs while any are ready, so such a step (and the long training chain behind it) would otherwise wait
+# until none is left.
+FEEDS_TRAINING = 1
 BENCH = f"{RESULTS}/benchmarks"
 RAW = f"{RESULTS}/raw"  # harvested native-format files (kept across failed jobs: never a declared output)
 MANIFESTS = f"{RESULTS}/manifests"  # one per snapshot input, written as the rules are read (see snapshot_input)
@@ -207,7 +211,18 @@ def ref_predictions(wildcards):
 
 def sj_ood_predictions(oodset):
     """The predictions of every model of the SciJudge table (SJ_LABELS, scijudge_model.smk) on one extra OOD set."""
-    return [f"{SJ_OOD_EVAL_DIR}/{oodset}/predictions/{m}.parquet" for m in SJ_LABELS]
+    return [sj_ood_prediction(oodset, m) for m in SJ_LABELS]
+
+
+def sj_ood_prediction(oodset, model):
+    return f"{SJ_OOD_EVAL_DIR}/{oodset}/predictions/{model}.parquet"
+
+
+def sj_ood_set(oodset, model):
+    """One extra OOD set of a predict call (--also-json): its pairs, its prompt (SJ_OOD_SETS, scijudge_model.smk) and
+    the model's predictions file."""
+    s = SJ_OOD_SETS[oodset]
+    return {"pairs": [s["pairs"]], "out": sj_ood_prediction(oodset, model), "prompt": s["prompt"]}
 
 
 def run_dir(results_dir):

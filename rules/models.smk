@@ -43,7 +43,9 @@ rule tiny_base_model:
         f"{LOGS}/tiny_base_model.log",
     benchmark:
         f"{BENCH}/tiny_base_model.tsv"
-    threads: 2
+    priority: FEEDS_TRAINING
+    # building a tiny model is mostly imports and a tokenizer fit: one core, so another job runs beside it
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,

@@ -30,7 +30,8 @@ rule tiny_gemma_model:
         f"{LOGS}/tiny_gemma_model.log",
     benchmark:
         f"{BENCH}/tiny_gemma_model.tsv"
-    threads: 2
+    # building a tiny model is mostly imports and a tokenizer fit: one core, so another job runs beside it
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
@@ -99,6 +100,7 @@ rule reviewer_teacher:
         f"{LOGS}/reviewer_teacher.log",
     benchmark:
         f"{BENCH}/reviewer_teacher.tsv"
+    priority: FEEDS_TRAINING
     threads: 2
     resources:
         **endpoint_resources(TEACHER, {"mem_mb": 16000, "runtime": 24 * 60, "cpus_per_task": 4}),

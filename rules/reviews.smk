@@ -165,6 +165,7 @@ rule openreview_pdf_text:
         f"{LOGS}/openreview_pdf_text.log",
     benchmark:
         f"{BENCH}/openreview_pdf_text.tsv"
+    priority: FEEDS_TRAINING
     threads: REV["pdf_text"]["workers"]
     resources:
         mem_mb=8000,

@@ -16,6 +16,7 @@ rule scijudge_pairs:
         f"{LOGS}/scijudge_pairs.log",
     benchmark:
         f"{BENCH}/scijudge_pairs.tsv"
+    priority: FEEDS_TRAINING
     threads: 2
     resources:
         mem_mb=8000,

@@ -2,6 +2,9 @@
 # evaluation of the base, warmed-up and trained models and a non-LLM baseline on the in-domain and temporal-OOD tests
 # (both A/B orders per pair).
 
+from workflow_scripts.datasets import biorxiv_pairs
+from workflow_scripts.datasets.scijudge_prompt import PROMPT_KEYS
+
 GRPO = SJ["grpo"]
 SFTW = SJ["sft_warmup"]
 SJ_EVAL = SJ["eval"]
@@ -120,13 +123,26 @@ checkpoint scijudge_grpo:
         " --reward scijudge --config-json {params.trainer} {params.keep} > {log} 2>&1"
 
 
+# the extra out-of-distribution test sets (scijudge.eval.ood_sets, the paper's Table 4; scijudge_ood_eval.smk): set ->
+# its pairs, the prompt settings the evaluation renders them with (ICLR: its own question), and its field
+SJ_OOD_SETS = {
+    "iclr": {"pairs": SJ_ICLR_PAIRS, "prompt": SJ_ICLR_PROMPT, "field": SJ["ood"]["iclr"]["category"]},
+    "biorxiv": {"pairs": BX_PAIRS, "prompt": {k: SJ[k] for k in PROMPT_KEYS}, "field": biorxiv_pairs.FIELD},
+}
+SJ_OOD_EVALUATED = SJ_EVAL["ood_sets"]
+
+
+# One job per model answers the main test pairs and every extra OOD set: the model is loaded once (loading is most of
+# a small set's job, and minutes for a large model), each set with its own prompt and predictions file.
 rule scijudge_eval_model:
     input:
         unpack(lambda w: model_input(SJ_MODELS[w.model])),
         pairs=SJ_TEST,
         audit=PAIRS_AUDIT,
+        ood_pairs=[SJ_OOD_SETS[s]["pairs"] for s in SJ_OOD_EVALUATED],
     output:
-        f"{SJ_EVAL_DIR}/predictions/{{model}}.parquet",
+        main=f"{SJ_EVAL_DIR}/predictions/{{model}}.parquet",
+        ood=[sj_ood_prediction(s, "{model}") for s in SJ_OOD_EVALUATED],
     params:
         # a configured model, or (scijudge_eval_checkpoint, below) a saved GRPO checkpoint's `step-N`
         model=lambda w: SJ_MODELS.get(w.model, f"{GRPO_CHECKPOINT_MODELS}/{w.model}"),
@@ -134,7 +150,8 @@ rule scijudge_eval_model:
         # the settings that define the predictions; the batch size (speed and memory) goes as a resource, since a
         # changed param would rerun every evaluation
         gen=lambda w: arg({k: v for k, v in SJ_EVAL["generation"].items() if k != "batch_size"}),
-        prompt=lambda w: arg({k: SJ[k] for k in ("prompt", "today", "system_prompt", "user_template")}),
+        prompt=lambda w: arg({k: SJ[k] for k in PROMPT_KEYS}),
+        ood=lambda w: " ".join(f"--also-json {arg(sj_ood_set(s, w.model))}" for s in SJ_OOD_EVALUATED),
     log:
         f"{LOGS}/scijudge_eval_model/{{model}}.log",
     benchmark:
@@ -149,8 +166,8 @@ rule scijudge_eval_model:
         "../envs/eval.yaml"
     shell:
         f"{HUB_OFFLINE}python -m workflow_scripts.eval.scijudge predict --model {{params.model}} {{params.pairs}}"
-        " --out {output} --gen-json {params.gen} --batch-size {resources.gen_batch_size} --prompt-json {params.prompt}"
-        " > {log} 2>&1"
+        " --out {output.main} --gen-json {params.gen} --batch-size {resources.gen_batch_size}"
+        " --prompt-json {params.prompt} {params.ood} > {log} 2>&1"
 
 
 rule scijudge_baseline:
@@ -246,7 +263,10 @@ if SJ_CURVES["enabled"]:
             pairs=SJ_TEST,
             audit=PAIRS_AUDIT,
         output:
-            f"{SJ_CHECKPOINT_PREDICTIONS}/{{model}}.parquet",
+            # the main test pairs only: the curve is drawn on them
+            main=f"{SJ_CHECKPOINT_PREDICTIONS}/{{model}}.parquet",
+        params:
+            ood="",
         log:
             f"{LOGS}/scijudge_eval_checkpoint/{{model}}.log",
         benchmark:

@@ -1,37 +1,8 @@
 # SciJudge on the extra out-of-distribution test sets (scijudge.eval.ood_sets, the paper's Table 4): the ICLR metric
 # OOD set (which of two submissions reviewers rated higher, asked as "more likely to be accepted") and the bioRxiv
-# biology set (citations, another field). Every model of the main evaluation and the TF-IDF baseline trained on the
-# train pairs answer both A/B orders of each pair, as in the main evaluation; each set gets its own metrics table.
-
-from workflow_scripts.datasets import biorxiv_pairs
-from workflow_scripts.datasets.scijudge_prompt import PROMPT_KEYS
-
-# set -> its pairs, the prompt settings the evaluation renders them with (ICLR: its own question), and its field
-SJ_OOD_SETS = {
-    "iclr": {"pairs": SJ_ICLR_PAIRS, "prompt": SJ_ICLR_PROMPT, "field": SJ["ood"]["iclr"]["category"]},
-    "biorxiv": {"pairs": BX_PAIRS, "prompt": {k: SJ[k] for k in PROMPT_KEYS}, "field": biorxiv_pairs.FIELD},
-}
-SJ_OOD_EVALUATED = SJ_EVAL["ood_sets"]
-
-
-# the predict call of scijudge_eval_model, every param and resource included, on one set with its prompt
-use rule scijudge_eval_model as scijudge_eval_ood_model with:
-    input:
-        unpack(lambda w: model_input(SJ_MODELS[w.model])),
-        # a list: the inherited command passes each file as its own --pairs
-        pairs=lambda w: [SJ_OOD_SETS[w.oodset]["pairs"]],
-    output:
-        f"{SJ_OOD_EVAL_DIR}/{{oodset}}/predictions/{{model}}.parquet",
-    params:
-        prompt=lambda w: arg(SJ_OOD_SETS[w.oodset]["prompt"]),
-    log:
-        f"{LOGS}/scijudge_eval_ood_model/{{oodset}}/{{model}}.log",
-    benchmark:
-        f"{BENCH}/scijudge_eval_ood_model/{{oodset}}/{{model}}.tsv"
-    wildcard_constraints:
-        model="|".join(SJ_MODELS),
-        oodset="|".join(SJ_OOD_SETS),
-
+# biology set (citations, another field). Every model of the main evaluation answers both A/B orders of each pair in
+# its own scijudge_eval_model job (SJ_OOD_SETS, scijudge_model.smk), as does the TF-IDF baseline trained on the train
+# pairs; each set gets its own metrics table.
 
 rule scijudge_ood_baseline:
     input:

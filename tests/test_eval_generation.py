@@ -91,6 +91,30 @@ def test_scijudge_predict_asks_both_orders(tiny_model_dir, tmp_path):
     assert not df.filter(pl.col("answer_orig").is_null())["correct_orig"].any()
 
 
+def test_scijudge_predict_answers_several_sets_with_one_model_load(tiny_model_dir, tmp_path, capfd):
+    # the main set and an extra set with its own prompt, in one call: each file as its own call would write it
+    main_pairs, other_pairs = tmp_path / "main.parquet", tmp_path / "other.parquet"
+    make_pairs(3, seed=1, split="test_id").write_parquet(main_pairs)
+    make_pairs(2, seed=5, split="test_biorxiv").write_parquet(other_pairs)
+    other_prompt = {**PROMPT, "user_template": "Which one? " + PROMPT["user_template"]}
+    gen = json.dumps({"backend": "hf", "temperature": 0.7, "max_new_tokens": 6, "seed": 7})
+    base = ["predict", "--model", str(tiny_model_dir), "--gen-json", gen]
+    scijudge.main([*base, "--pairs", str(main_pairs), "--out", str(tmp_path / "a.parquet"), "--prompt-json",
+                   json.dumps(PROMPT), "--also-json", json.dumps({"pairs": [str(other_pairs)], "out":
+                   str(tmp_path / "b.parquet"), "prompt": other_prompt})])
+    assert capfd.readouterr().err.count(f"hf backend: {tiny_model_dir} on cpu") == 1  # loaded once
+    scijudge.main([*base, "--pairs", str(other_pairs), "--out", str(tmp_path / "b_alone.parquet"), "--prompt-json",
+                   json.dumps(other_prompt)])
+    assert pl.read_parquet(tmp_path / "b.parquet").equals(pl.read_parquet(tmp_path / "b_alone.parquet"))
+    assert pl.read_parquet(tmp_path / "a.parquet")["split"].unique().to_list() == ["test_id"]
+    for bad, match in (({"pairs": str(other_pairs), "out": "x", "prompt": PROMPT}, "must be a list"),
+                       ({"pairs": [str(other_pairs)], "prompt": PROMPT}, r"missing key\(s\) \['out'\]"),
+                       ({"pairs": [str(other_pairs)], "out": str(tmp_path / "a.parquet"), "prompt": PROMPT}, "repeat")):
+        with pytest.raises(SystemExit, match=match):
+            scijudge.main([*base, "--pairs", str(main_pairs), "--out", str(tmp_path / "a.parquet"), "--prompt-json",
+                           json.dumps(PROMPT), "--also-json", json.dumps(bad)])
+
+
 def test_swapped_conversation_shows_b_first():
     pairs = make_pairs(1)
     convs = scijudge.conversations(pairs, PROMPT)

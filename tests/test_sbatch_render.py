@@ -18,8 +18,8 @@ import yaml
 from tests.workflow_runner import ROOT, merge
 from workflow_scripts.common.config import with_defaults
 
-GPU_RULES = ("scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model", "scijudge_eval_ood_model", "reviewer_sft",
-             "reviewer_predict", "reviewer_teacher", "reviewer_teacher_predict")
+GPU_RULES = ("scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model", "reviewer_sft", "reviewer_predict",
+             "reviewer_teacher", "reviewer_teacher_predict")
 MARKER = "results/models/hub/Qwen--Qwen3-4B-Instruct-2507.json"
 
 
@@ -71,8 +71,7 @@ def test_every_gpu_job_as_sbatch_gets_it_from_the_config(production):
         "scijudge_grpo": (sj["grpo"]["launch"]["nodes"], f"gpu:{sj['grpo']['launch']['gpus_per_node']}",
                           sj["grpo"]["resources"]["cpus_per_task"], sj["grpo"]["resources"]["mem_mb"],
                           sj["grpo"]["resources"]["runtime"]),
-        "scijudge_eval_model": (1, "gpu:1", 8, 64000, 720),
-        "scijudge_eval_ood_model": (1, "gpu:1", 8, 64000, 720),  # the same predict call on the OOD sets
+        "scijudge_eval_model": (1, "gpu:1", 8, 64000, 720),  # the main test pairs and the OOD sets
         # the card's LoRA on one GPU; its benchmark on one GPU per model; the teacher's vLLM server on the
         # endpoint's GPUs (llm.endpoints.teacher.vllm.gpus), inside the jobs that ask it
         "reviewer_sft": (1, "gpu:1", 8, 64000, 360),
@@ -133,8 +132,8 @@ def test_hub_models_come_from_a_local_download_and_jobs_run_offline(production):
         assert download["local"] and download["sbatch"] is None  # on the submitting host: compute nodes lack internet
         assert download["shell"].startswith("HF_HUB_OFFLINE=0 python -m workflow_scripts.train.hub_model download")
     base_users = [j for j in jobs if "--model Qwen/Qwen3-4B-Instruct-2507 " in j["shell"]]
-    assert {j["rule"] for j in base_users} == {"scijudge_sft_warmup", "scijudge_eval_model", "scijudge_eval_ood_model",
-                                               "refiner_sft_data", "refiner_sft", "refiner_eval_predict"}
+    assert {j["rule"] for j in base_users} == {"scijudge_sft_warmup", "scijudge_eval_model", "refiner_sft_data",
+                                               "refiner_sft", "refiner_eval_predict"}
     for job in base_users:
         assert MARKER in job["input"], job
     for rule in GPU_RULES:

@@ -243,10 +243,11 @@ def test_changed_pair_threshold_reruns_only_pairs_and_what_follows(demo_run):
     cfg = write_config(demo_run, "changed.yaml", scijudge={"pairs": {"min_diff": 9}})
     jobs = planned_jobs(snakemake(demo_run, "-n", config=cfg))
     # scijudge_eval_checkpoint joins once the retrained GRPO has said which steps it saved (a checkpoint rule)
-    # the extra OOD sets: the retrained models and baseline answer them again (their pairs do not change)
+    # the extra OOD sets: the retrained models (in scijudge_eval_model) and baseline answer them again (their pairs do
+    # not change)
     downstream = {"scijudge_sft_data", "scijudge_sft_warmup", "scijudge_grpo", "scijudge_eval_model",
-                  "scijudge_baseline", "scijudge_metrics", "scijudge_checkpoint_curves", "scijudge_eval_ood_model",
-                  "scijudge_ood_baseline", "scijudge_ood_metrics"}
+                  "scijudge_baseline", "scijudge_metrics", "scijudge_checkpoint_curves", "scijudge_ood_baseline",
+                  "scijudge_ood_metrics"}
     assert set(jobs) - {"all"} == {"scijudge_pairs", "scijudge_leakage_audit"} | downstream
 
 

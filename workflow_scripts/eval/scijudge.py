@@ -145,6 +145,14 @@ def predict(
 ) -> pl.DataFrame:
     """Predictions of ``model``: ``gen`` holds the GenConfig settings plus ``max_pairs`` (per split) and ``samples``
     (draws per pair and order); ``prompt`` the config's PROMPT_KEYS (its variant sets the answer format parsed)."""
+    return predict_sets(model, [(pair_paths, prompt)], gen)[0]
+
+
+def predict_sets(
+    model: str, sets: Sequence[tuple[Sequence[str], Mapping[str, str]]], gen: Mapping[str, Any]
+) -> list[pl.DataFrame]:
+    """:func:`predict` on several test sets, each (pair files, prompt settings), with the model loaded once: loading
+    is most of an evaluation job on a small test set, and minutes for a large model."""
     gen = dict(gen)
     max_pairs = gen.pop("max_pairs", None)
     samples = gen.pop("samples", 1)
@@ -152,35 +160,45 @@ def predict(
     if samples < 1 or (samples > 1 and cfg.greedy):
         raise ValueError(f"generation samples {samples}: give 1, or more than 1 with a sampling temperature > 0 "
                          f"(temperature {cfg.temperature} draws the same answer every time)")
-    answers = answer_format(prompt["prompt"])
     require_backend(cfg.backend)  # a missing backend fails before anything is read or loaded
-    pairs = load_pairs(pair_paths, max_pairs)
+    # every set read (and checked) before the model is loaded
+    prepared = [(answer_format(prompt["prompt"]), *_asked(load_pairs(paths, max_pairs), prompt))
+                for paths, prompt in sets]
+    generator = load_generator(model, cfg)
+    frames = []
+    for answers, pairs, convs in prepared:
+        log.info("generating both orders of %d pairs, %d draw(s) each", pairs.height, samples)
+        # one call for every draw and order: the backend batches all prompts together
+        requests = [(d, o, i) for d in range(samples) for o in ORDERS for i in range(pairs.height)]
+        ids = pairs["pair_id"].to_list()
+        gens = generator.generate([convs[o][i] for _, o, i in requests],
+                                  seeds=[request_seed(cfg.seed, ids[i], o, d) for d, o, i in requests])
+        draws = []
+        for d in range(samples):
+            outputs = {}
+            for k, o in enumerate(ORDERS):
+                start = (d * len(ORDERS) + k) * pairs.height
+                part = gens[start : start + pairs.height]
+                outputs[o] = {
+                    "raw": [g.text for g in part],
+                    "answer": [answers.parse(g.text) for g in part],
+                    "num_tokens": [g.num_tokens for g in part],
+                    "finished": [g.finished for g in part],
+                }
+            draws.append(build_predictions(pairs, model, outputs, draw=d))
+        frames.append(pl.concat(draws))
+    return frames
+
+
+def _asked(pairs: pl.DataFrame, prompt: Mapping[str, str]) -> tuple[pl.DataFrame, dict[str, list]]:
+    """The pairs and their conversations under the configured prompt, warning when pairs were built with another."""
     convs = conversations(pairs, prompt)
     stored = pairs["messages"].to_list() if "messages" in pairs.columns else [None] * pairs.height
     stale = sum(m is not None and m != c for m, c in zip(stored, convs["orig"]))
     if stale:
         log.warning("%d pair(s) were built with another prompt than the configured one; asking the configured one",
                     stale)
-    log.info("generating both orders of %d pairs, %d draw(s) each", pairs.height, samples)
-    # one call for every draw and order: the backend batches all prompts together
-    requests = [(d, o, i) for d in range(samples) for o in ORDERS for i in range(pairs.height)]
-    ids = pairs["pair_id"].to_list()
-    gens = load_generator(model, cfg).generate([convs[o][i] for _, o, i in requests],
-                                               seeds=[request_seed(cfg.seed, ids[i], o, d) for d, o, i in requests])
-    frames = []
-    for d in range(samples):
-        outputs = {}
-        for k, o in enumerate(ORDERS):
-            start = (d * len(ORDERS) + k) * pairs.height
-            part = gens[start : start + pairs.height]
-            outputs[o] = {
-                "raw": [g.text for g in part],
-                "answer": [answers.parse(g.text) for g in part],
-                "num_tokens": [g.num_tokens for g in part],
-                "finished": [g.finished for g in part],
-            }
-        frames.append(build_predictions(pairs, model, outputs, draw=d))
-    return pl.concat(frames)
+    return pairs, convs
 
 
 # ---------------------------------------------------------------------------------------------------------- metrics
@@ -451,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     pr.add_argument("--prompt-json", type=json_arg, required=True,
                     help='{"prompt": "card" | "paper", "system_prompt": ..., "user_template": ..., "today": ...} as in '
                          "config scijudge (the variant sets the answer format parsed)")
+    pr.add_argument("--also-json", type=json_arg, action="append", default=[],
+                    help='another test set asked of the same loaded model: {"pairs": [parquet, ...], "out": parquet, '
+                         '"prompt": {as --prompt-json}} (repeat for several)')
     me = sub.add_parser("metrics", formatter_class=p.formatter_class,
                         help="accuracy tables and chart from one or more predictions files")
     me.add_argument("--predictions", required=True, action="append", help="predictions parquet (repeat per model)")
@@ -466,16 +487,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     if args.command == "predict":
-        try:
-            prompt = prompt_settings(args.prompt_json, "--prompt-json")
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
+        outs, sets = _prediction_sets(args)
         gen = args.gen_json if args.batch_size is None else {**args.gen_json, "batch_size": args.batch_size}
-        df = predict(args.model, args.pairs, gen, prompt)
-        write_parquet_atomic(df, args.out)
-        log.info("wrote %d predictions to %s; pair accuracy %.3f, unparseable answers %d",
-                 df.height, args.out, df["correct"].mean() or 0.0,
-                 sum(int(df[f"answer_{o}"].is_null().sum()) for o in ORDERS))
+        for out, df in zip(outs, predict_sets(args.model, sets, gen)):
+            write_parquet_atomic(df, out)
+            log.info("wrote %d predictions to %s; pair accuracy %.3f, unparseable answers %d",
+                     df.height, out, df["correct"].mean() or 0.0,
+                     sum(int(df[f"answer_{o}"].is_null().sum()) for o in ORDERS))
         return
     labels = [s.strip() for s in args.labels.split(",")]
     if len(labels) != len(args.predictions) or len(set(labels)) != len(labels):
@@ -489,6 +507,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_text_atomic(args.out_md, markdown_table(metrics))
     write_bytes_atomic(args.out_png, bar_chart(metrics))
     log.info("metrics of %s written to %s, %s, %s", labels, args.out_json, args.out_md, args.out_png)
+
+
+def _prediction_sets(args) -> tuple[list[str], list[tuple[list[str], dict]]]:
+    """The output paths and (pair files, prompt) sets of a predict call: the main set, then each --also-json."""
+    given = [{"pairs": args.pairs, "out": args.out, "prompt": args.prompt_json}, *args.also_json]
+    outs, sets = [], []
+    for n, item in enumerate(given):
+        flag = "--prompt-json" if n == 0 else f"--also-json #{n}"
+        missing = [k for k in ("pairs", "out", "prompt") if not isinstance(item, dict) or k not in item]
+        if missing:
+            raise SystemExit(f"{flag}: missing key(s) {missing}")
+        if not isinstance(item["pairs"], list) or not item["pairs"]:
+            raise SystemExit(f"{flag}: pairs must be a list of parquet paths, not {item['pairs']!r}")
+        try:
+            prompt = prompt_settings(item["prompt"], flag)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        outs.append(item["out"])
+        sets.append((list(item["pairs"]), prompt))
+    if len(set(outs)) != len(outs):
+        raise SystemExit(f"predict: output paths repeat: {outs}")
+    return outs, sets
 
 
 if __name__ == "__main__":
