@@ -36,14 +36,14 @@ shell.prefix(f"set -euo pipefail; {_path}export PYTHONPATH={shlex.quote(workflow
 # training and evaluation jobs never reach the hub: hub-id base models come from the snapshot rule hub_model_download
 # put into HF_HOME (models.smk); a constant, so the rules' code does not change with the configured path
 HUB_OFFLINE = "export HF_HUB_OFFLINE=1; "
-
-# ---- paths: one place for every artifact the rules share
-RESULTS = "results"
-LOGS = f"{RESULTS}/logs"
 # The priority of the steps on the way to a training job that ask for two threads: with few cores, Snakemake starts
 # one-thread jobs while any are ready, so such a step (and the long training chain behind it) would otherwise wait
 # until none is left.
 FEEDS_TRAINING = 1
+
+# ---- paths: one place for every artifact the rules share
+RESULTS = "results"
+LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 RAW = f"{RESULTS}/raw"  # harvested native-format files (kept across failed jobs: never a declared output)
 MANIFESTS = f"{RESULTS}/manifests"  # one per snapshot input, written as the rules are read (see snapshot_input)
