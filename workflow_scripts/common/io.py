@@ -51,10 +51,11 @@ def write_json_atomic(target: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def write_parquet_atomic(df: pl.DataFrame, target: str | os.PathLike) -> None:
+def write_parquet_atomic(df: pl.DataFrame, target: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """``metadata``: the parquet's key-value metadata (what travels with the data, e.g. a step's counts)."""
     # statistics off and a fixed compression keep the bytes identical for identical frames
     with atomic_path(target) as tmp:
-        df.write_parquet(tmp, compression="zstd", statistics=False)
+        df.write_parquet(tmp, compression="zstd", statistics=False, metadata=metadata)
 
 
 def read_jsonl_tolerant(path: str | os.PathLike) -> list[dict]:

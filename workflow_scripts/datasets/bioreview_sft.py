@@ -41,8 +41,9 @@ from typing import Protocol, Sequence
 import polars as pl
 
 from workflow_scripts.common.cli import parser, setup_logging
-from workflow_scripts.common.io import Rejects, atomic_path, write_json_atomic
+from workflow_scripts.common.io import Rejects, write_json_atomic, write_parquet_atomic
 from workflow_scripts.datasets.bioreview_prompts import CONCERN_KEYS, SYSTEM_PROMPT, USER_PREFIX
+from workflow_scripts.datasets.prompt_tokens import token_stats
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +172,6 @@ def build(split: pl.DataFrame, counter: TokenCounter, budget: int, rejects: Reje
     return rows
 
 
-def token_stats(values: Sequence[int]) -> dict | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return {"mean": round(sum(ordered) / len(ordered), 1), "median": ordered[len(ordered) // 2], "max": ordered[-1]}
-
-
 def metadata(rows: Sequence[dict], counter: TokenCounter, budget: int, model: str | None, rejects: Rejects) -> dict:
     truncated = sum(r["truncated"] for r in rows)
     return {
@@ -192,10 +186,9 @@ def metadata(rows: Sequence[dict], counter: TokenCounter, budget: int, model: st
 
 
 def write_rows(rows: list[dict], meta: dict, out: str | Path) -> None:
-    frame = pl.DataFrame(rows, schema=SFT_SCHEMA, orient="row")
-    with atomic_path(out) as tmp:  # the counter travels with the data: the parquet's key-value metadata
-        frame.write_parquet(tmp, compression="zstd", statistics=False,
-                            metadata={"bioreview_sft": json.dumps(meta, sort_keys=True)})
+    # the counter travels with the data: the parquet's key-value metadata
+    write_parquet_atomic(pl.DataFrame(rows, schema=SFT_SCHEMA, orient="row"), out,
+                         metadata={"bioreview_sft": json.dumps(meta, sort_keys=True)})
 
 
 def make_counter(model: str | None, kind: str) -> TokenCounter:

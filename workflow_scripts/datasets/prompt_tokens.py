@@ -37,3 +37,12 @@ class TokenCounter:
 
     def conversation(self, messages: Sequence[Mapping[str, str]]) -> int:
         return self.text(self.tokenizer.apply_chat_template(list(messages), tokenize=False, **self.template_kwargs))
+
+
+def token_stats(values: Sequence[int]) -> dict | None:
+    """min, median, mean and max of token (or other) counts for a card; None where there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "mean": round(sum(ordered) / len(ordered), 1),
+            "max": ordered[-1]}

@@ -32,7 +32,7 @@ import polars as pl
 
 from workflow_scripts.common.io import Rejects
 from workflow_scripts.datasets import refiner_writing as writing
-from workflow_scripts.datasets.prompt_tokens import TokenCounter
+from workflow_scripts.datasets.prompt_tokens import TokenCounter, token_stats
 from workflow_scripts.datasets.refiner_schema import prompt_counter, prompt_messages, rubric_list, task_id
 from workflow_scripts.datasets.refiner_search import SearchIndex, tool_output
 from workflow_scripts.datasets.refiner_snippets import SnippetError, parse_tool_output
@@ -54,14 +54,6 @@ def sample_papers(papers: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
     usable = usable_papers(papers).select("arxiv_id", "title", "abstract")
     ranked = usable.with_columns(pl.Series("rank", hash_strings(usable["arxiv_id"], seed))).sort("rank", "arxiv_id")
     return ranked.head(n).drop("rank").sort("arxiv_id")
-
-
-def _stats(values: list[int]) -> dict | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "mean": round(sum(ordered) / len(ordered), 1),
-            "max": ordered[-1]}
 
 
 def build_tasks(papers: pl.DataFrame, *, client: LLMClient, counter: TokenCounter, prompt: Mapping[str, str],
@@ -147,10 +139,10 @@ def build_tasks(papers: pl.DataFrame, *, client: LLMClient, counter: TokenCounte
         "questions_ok": notes["questions_ok"], "searched": len(drafts),
         "search": {"passages": len(index.items), "top_k": corpus["top_k"],
                    "source_retrieved": notes["source_retrieved"],
-                   "snippets_per_task": _stats([len(d["snippets"]) for d in drafts])},
-        "prompt_tokens_all": _stats(all_tokens),
+                   "snippets_per_task": token_stats([len(d["snippets"]) for d in drafts])},
+        "prompt_tokens_all": token_stats(all_tokens),
         "filtered_by_length": len(all_tokens) - len(fitting),
-        "rubric_counts": {"positive": _stats([len(r["positive_rubrics"]) for r in rows]),
-                          "negative": _stats([len(r["negative_rubrics"]) for r in rows])},
+        "rubric_counts": {"positive": token_stats([len(r["positive_rubrics"]) for r in rows]),
+                          "negative": token_stats([len(r["negative_rubrics"]) for r in rows])},
     }
     return rows, rejects, counts

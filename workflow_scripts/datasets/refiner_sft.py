@@ -23,8 +23,8 @@ from typing import Sequence
 import polars as pl
 
 from workflow_scripts.common.cli import parser, setup_logging
-from workflow_scripts.common.io import Rejects, atomic_path, write_json_atomic
-from workflow_scripts.datasets.prompt_tokens import TokenCounter
+from workflow_scripts.common.io import Rejects, write_json_atomic, write_parquet_atomic
+from workflow_scripts.datasets.prompt_tokens import TokenCounter, token_stats
 from workflow_scripts.datasets.refiner_schema import MESSAGE, prompt_counter, read_tasks
 
 log = logging.getLogger(__name__)
@@ -53,30 +53,21 @@ def build(tasks: pl.DataFrame, counter: TokenCounter, max_length: int, rejects: 
     return rows
 
 
-def _stats(values: Sequence[int]) -> dict | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "mean": round(sum(ordered) / len(ordered), 1),
-            "max": ordered[-1]}
-
-
 def metadata(tasks: pl.DataFrame, rows: Sequence[dict], rejects: Rejects, *, model: str, max_length: int) -> dict:
     return {
         "tasks": tasks.height, "rows": len(rows), "rejected": len(rejects), "rejects": rejects.counts(),
         "max_length": max_length, "tokenizer": model,
-        "prompt_tokens": _stats([r["prompt_tokens"] for r in rows]),
-        "completion_tokens": _stats([r["sequence_tokens"] - r["prompt_tokens"] for r in rows]),
-        "sequence_tokens": _stats([r["sequence_tokens"] for r in rows]),
+        "prompt_tokens": token_stats([r["prompt_tokens"] for r in rows]),
+        "completion_tokens": token_stats([r["sequence_tokens"] - r["prompt_tokens"] for r in rows]),
+        "sequence_tokens": token_stats([r["sequence_tokens"] for r in rows]),
         "per_origin": {o: sum(r["origin"] == o for r in rows) for o in sorted({r["origin"] for r in rows})},
     }
 
 
 def write_rows(rows: list[dict], meta: dict, out: str | Path) -> None:
-    frame = pl.DataFrame(rows, schema=SFT_SCHEMA, orient="row")
-    with atomic_path(out) as tmp:  # the counts travel with the data: the parquet's key-value metadata
-        frame.write_parquet(tmp, compression="zstd", statistics=False,
-                            metadata={"refiner_sft": json.dumps(meta, sort_keys=True)})
+    # the counts travel with the data: the parquet's key-value metadata
+    write_parquet_atomic(pl.DataFrame(rows, schema=SFT_SCHEMA, orient="row"), out,
+                         metadata={"refiner_sft": json.dumps(meta, sort_keys=True)})
 
 
 def main(argv: list[str] | None = None) -> int:

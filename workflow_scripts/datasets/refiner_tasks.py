@@ -34,20 +34,13 @@ import polars as pl
 
 from workflow_scripts.common.cli import json_arg, parser, setup_logging
 from workflow_scripts.common.io import Rejects, write_json_atomic, write_parquet_atomic
+from workflow_scripts.datasets.prompt_tokens import token_stats
 from workflow_scripts.datasets.refiner_schema import check_prompt, prompt_counter, tasks_frame
 from workflow_scripts.datasets.refiner_writing import check_writer
 
 log = logging.getLogger(__name__)
 
 FIELDS_MADE = ("question", "reasoning", "tool_output", "rubrics", "reference")
-
-
-def token_stats(values: list[int]) -> dict | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "mean": round(sum(ordered) / len(ordered), 1),
-            "max": ordered[-1]}
 
 
 def writer_record(summary: Mapping[str, Any] | None) -> dict | None:
